@@ -1,0 +1,32 @@
+"""The generator zoo: small generative models trained on real images, one family per module.
+
+Each model is described by a :class:`ModelCard` (family, the six design
+factors of the ManiFPT paper, seed, training settings). A family trains on
+uint8 images and samples uint8 images::
+
+    card = ModelCard.from_dict({"name": "dcgan-s0", "family": "dcgan"})
+    family = get_family(card.family)
+    state = family.train(images, card)
+    fakes = family.sample(state, card, images.shape[1:], n=1000, seed=0)
+
+To add a family, write a module with a registered :class:`Family` subclass
+and import it below.
+"""
+
+from manifpt_core.zoo.cards import DESIGN_FACTORS, ModelCard, TrainSettings
+from manifpt_core.zoo.registry import Family, families, get_family, load_checkpoint, register_family, save_checkpoint
+
+# Imported for their registration side effect; each adds one family.
+from manifpt_core.zoo import dcgan, vae  # noqa: E402,F401  isort: skip
+
+__all__ = [
+    "DESIGN_FACTORS",
+    "Family",
+    "ModelCard",
+    "TrainSettings",
+    "families",
+    "get_family",
+    "load_checkpoint",
+    "register_family",
+    "save_checkpoint",
+]

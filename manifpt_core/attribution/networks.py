@@ -1,0 +1,108 @@
+"""The attributor network: a small CIFAR-style ResNet for image-shaped artifacts."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+class BasicBlock(nn.Module):
+    """Two 3x3 conv + BN layers with a residual connection (He et al., 2016)."""
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 1) -> None:
+        super().__init__()
+        # bias=False: the following BatchNorm has its own shift, a conv bias would be redundant.
+        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(out_channels)
+        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, stride=1, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(out_channels)
+        self.shortcut: nn.Module
+        if stride != 1 or in_channels != out_channels:
+            # Projection shortcut so the residual sum has matching shapes.
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False),
+                nn.BatchNorm2d(out_channels),
+            )
+        else:
+            self.shortcut = nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return F.relu(out + self.shortcut(x))
+
+
+class SmallResNet(nn.Module):
+    """A ResNet for small images (CIFAR-style), used to attribute artifacts to generators.
+
+    Args:
+        in_channels: channels of the input artifacts.
+        num_classes: number of generative models to tell apart.
+        widths: channels of each stage; stages after the first start with stride 2.
+        blocks_per_stage: BasicBlocks in each stage.
+
+    Works for any input height and width of at least 8 (global average pooling
+    makes the head independent of the spatial size).
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        num_classes: int,
+        widths: Sequence[int] = (16, 32, 64),
+        blocks_per_stage: int = 1,
+    ) -> None:
+        super().__init__()
+        widths = tuple(int(w) for w in widths)
+        if in_channels < 1 or num_classes < 1 or blocks_per_stage < 1:
+            raise ValueError(
+                f"in_channels, num_classes and blocks_per_stage must be >= 1, got "
+                f"{in_channels}, {num_classes}, {blocks_per_stage}"
+            )
+        if not widths or min(widths) < 1:
+            raise ValueError(f"widths must be a non-empty sequence of positive ints, got {widths}")
+        self.stem = nn.Sequential(
+            nn.Conv2d(in_channels, widths[0], 3, stride=1, padding=1, bias=False),
+            nn.BatchNorm2d(widths[0]),
+            nn.ReLU(inplace=True),
+        )
+        stages = []
+        channels = widths[0]
+        for index, width in enumerate(widths):
+            blocks = []
+            for block_index in range(blocks_per_stage):
+                stride = 2 if index > 0 and block_index == 0 else 1
+                blocks.append(BasicBlock(channels, width, stride))
+                channels = width
+            stages.append(nn.Sequential(*blocks))
+        self.stages = nn.Sequential(*stages)
+        self.head = nn.Linear(channels, num_classes)
+        self.feature_dim = channels
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(module, nn.BatchNorm2d):
+                nn.init.ones_(module.weight)
+                nn.init.zeros_(module.bias)
+        # Zero the last BN of each block so every block starts as the identity: this
+        # makes the early epochs of short trainings noticeably more stable.
+        for module in self.modules():
+            if isinstance(module, BasicBlock):
+                nn.init.zeros_(module.bn2.weight)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Penultimate features: globally average-pooled output of the last stage, (N, D)."""
+        if x.ndim != 4 or x.shape[-1] < 8 or x.shape[-2] < 8:
+            raise ValueError(f"expected a (N, C, H, W) batch with H, W >= 8, got shape {tuple(x.shape)}")
+        out = self.stages(self.stem(x))
+        return torch.flatten(F.adaptive_avg_pool2d(out, 1), 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits over the generative models, (N, num_classes)."""
+        return self.head(self.features(x))

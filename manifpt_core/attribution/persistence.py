@@ -1,0 +1,93 @@
+"""Saving and loading a trained attributor as a weights_only-safe torch file."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from manifpt_core.attribution.result import FitResult, FitSettings
+from manifpt_core.errors import InputError
+
+FORMAT = "manifpt-attributor"
+FORMAT_VERSION = 1
+_KEYS = ("format", "version", "state_dict", "mean", "std", "best_epoch", "best_val_accuracy",
+         "num_classes", "in_channels", "settings", "history")
+
+
+def save_attributor(result: FitResult, path: str | os.PathLike) -> Path:
+    """Write ``result`` to ``path`` atomically (temp file in the same directory, then os.replace).
+
+    Only tensors and plain Python values are stored, so :func:`load_attributor` can use
+    ``torch.load(weights_only=True)``. Returns the path written.
+    """
+    if not isinstance(result, FitResult):
+        raise InputError(f"result must be a FitResult, got {type(result).__name__}")
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise InputError(f"cannot save attributor to {path}: directory {path.parent} does not exist")
+    settings = dataclasses.asdict(result.settings)
+    settings["widths"] = list(settings["widths"])
+    payload = {
+        "format": FORMAT,
+        "version": FORMAT_VERSION,
+        "state_dict": {k: v.detach().cpu() for k, v in result.state_dict.items()},
+        "mean": torch.from_numpy(np.asarray(result.mean, np.float32).copy()),
+        "std": torch.from_numpy(np.asarray(result.std, np.float32).copy()),
+        "best_epoch": int(result.best_epoch),
+        "best_val_accuracy": float(result.best_val_accuracy),
+        "num_classes": int(result.num_classes),
+        "in_channels": int(result.in_channels),
+        "settings": settings,
+        # Plain ints/floats only: numpy scalars are rejected by the weights_only unpickler.
+        "history": [{k: (int(v) if k == "epoch" else float(v)) for k, v in row.items()} for row in result.history],
+    }
+    # Same directory so os.replace is an atomic rename on the same filesystem.
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            torch.save(payload, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        # Remove the partial temp file, then let the original error propagate.
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_attributor(path: str | os.PathLike) -> FitResult:
+    """Read an attributor written by :func:`save_attributor` (tensors land on the CPU)."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"attributor file {path} does not exist; train one and save it with save_attributor")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise InputError(f"cannot read attributor file {path} (corrupt or not a torch file): {exc}") from exc
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise InputError(f"{path} is not a manifpt attributor file (no format tag {FORMAT!r})")
+    if payload.get("version") != FORMAT_VERSION:
+        raise InputError(f"{path} has attributor format version {payload.get('version')!r}; "
+                         f"this manifpt reads version {FORMAT_VERSION}, retrain or upgrade")
+    missing = [k for k in _KEYS if k not in payload]
+    if missing:
+        raise InputError(f"attributor file {path} lacks fields {missing}; it is truncated or corrupt")
+    settings = dict(payload["settings"])
+    settings["widths"] = tuple(settings["widths"])
+    return FitResult(
+        state_dict=payload["state_dict"],
+        mean=payload["mean"].numpy(),
+        std=payload["std"].numpy(),
+        best_epoch=payload["best_epoch"],
+        best_val_accuracy=payload["best_val_accuracy"],
+        num_classes=payload["num_classes"],
+        in_channels=payload["in_channels"],
+        settings=FitSettings(**settings),
+        history=list(payload["history"]),
+    )

@@ -1,0 +1,222 @@
+"""Training the attributor on artifacts, and predicting with a trained one."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+from tqdm.auto import tqdm
+
+from manifpt_core.attribution._checks import check_artifacts, check_labels, check_num_classes
+from manifpt_core.attribution.device import autocast_for, resolve_device
+from manifpt_core.attribution.metrics import accuracy, confusion_matrix
+from manifpt_core.attribution.networks import SmallResNet
+from manifpt_core.attribution.persistence import load_attributor, save_attributor
+from manifpt_core.attribution.result import FitResult, FitSettings
+from manifpt_core.errors import InputError
+
+# accuracy, confusion_matrix, save/load and resolve_device live in their own modules and are
+# re-exported here so the whole training API can be imported from one place.
+__all__ = [
+    "FitResult",
+    "FitSettings",
+    "accuracy",
+    "channel_stats",
+    "confusion_matrix",
+    "fit_attributor",
+    "load_attributor",
+    "predict",
+    "predict_logits",
+    "predict_proba",
+    "resolve_device",
+    "save_attributor",
+]
+
+logger = logging.getLogger(__name__)
+
+STD_FLOOR = 1e-6  # keeps constant channels (std 0) from dividing by zero
+_STATS_CHUNK = 1024  # samples per chunk when computing channel statistics
+
+
+def channel_stats(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel mean and std over (N, H, W) as float32, std floored at 1e-6.
+
+    Computed chunk by chunk in float64 (merging chunk moments with Chan's formula) so
+    that no float64 copy of the whole array is ever made.
+    """
+    count, mean, m2 = 0, np.zeros(x.shape[1]), np.zeros(x.shape[1])
+    for start in range(0, len(x), _STATS_CHUNK):
+        chunk = x[start : start + _STATS_CHUNK].astype(np.float64)
+        n_b = chunk.shape[0] * chunk.shape[2] * chunk.shape[3]
+        mean_b = chunk.mean(axis=(0, 2, 3))
+        m2_b = ((chunk - mean_b[None, :, None, None]) ** 2).sum(axis=(0, 2, 3))
+        delta, total = mean_b - mean, count + n_b
+        mean = mean + delta * n_b / total
+        m2 = m2 + m2_b + delta**2 * count * n_b / total
+        count = total
+    std = np.maximum(np.sqrt(m2 / count), STD_FLOOR)
+    return mean.astype(np.float32), std.astype(np.float32)
+
+
+def _batch(x: np.ndarray, index: np.ndarray | slice, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    # Only this batch is copied into torch; standardizing on the device keeps the host cheap.
+    xb = torch.from_numpy(np.ascontiguousarray(x[index])).to(mean.device, non_blocking=True)
+    return (xb - mean) / std
+
+
+def _evaluate(net, x, mean_t, std_t, device, batch_size, want_features):
+    """Logits (float32, CPU) and optionally pooled features for all of x, in batches."""
+    logits, feats = [], []
+    net.eval()
+    with torch.inference_mode(), autocast_for(device):
+        for start in range(0, len(x), batch_size):
+            xb = _batch(x, slice(start, start + batch_size), mean_t, std_t)
+            f = net.features(xb)
+            logits.append(net.head(f).float().cpu())
+            if want_features:
+                feats.append(f.float().cpu())
+    return torch.cat(logits), (torch.cat(feats) if want_features else None)
+
+
+def fit_attributor(
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_val: np.ndarray,
+    y_val: np.ndarray,
+    num_classes: int,
+    settings: FitSettings,
+    seed: int,
+    device: str = "cpu",
+    progress: bool = True,
+) -> FitResult:
+    """Train a SmallResNet to name the generative model (label) of each artifact.
+
+    Adam + cross-entropy on inputs standardized per channel with training-set statistics.
+    Validation accuracy is measured every epoch; the weights of the best epoch are kept and
+    training stops after ``settings.patience`` epochs without improvement. Seeds torch's
+    global RNG with ``seed`` (weight init) and shuffles with a generator seeded by ``seed``,
+    so on CPU the same seed gives identical results. ``device`` may be auto/cpu/cuda;
+    on CUDA training runs in bf16 autocast.
+    """
+    if not isinstance(settings, FitSettings):
+        raise InputError(f"settings must be a FitSettings, got {type(settings).__name__}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise InputError(f"seed must be an int, got {seed!r}")
+    num_classes = check_num_classes(num_classes)
+    x_train = check_artifacts(x_train, "x_train")
+    y_train = check_labels(y_train, "y_train", len(x_train), num_classes)
+    x_val = check_artifacts(x_val, "x_val", in_channels=x_train.shape[1])
+    y_val = check_labels(y_val, "y_val", len(x_val), num_classes)
+    missing = np.setdiff1d(np.arange(num_classes), y_train)
+    if missing.size:
+        raise InputError(
+            f"class(es) {missing.tolist()} missing from y_train; every one of the {num_classes} "
+            f"classes needs training samples (or lower num_classes)"
+        )
+    device = resolve_device(device)
+
+    mean, std = channel_stats(x_train)
+    in_channels = x_train.shape[1]
+    mean_t = torch.from_numpy(mean).view(1, -1, 1, 1).to(device)
+    std_t = torch.from_numpy(std).view(1, -1, 1, 1).to(device)
+    torch.manual_seed(int(seed))
+    generator = torch.Generator().manual_seed(int(seed))
+    net = SmallResNet(in_channels, num_classes, settings.widths, settings.blocks_per_stage).to(device)
+    optimizer = torch.optim.Adam(net.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
+    y_train_t = torch.from_numpy(y_train)
+
+    history: list[dict[str, float]] = []
+    best_state, best_epoch, best_acc, stale = None, 0, -1.0, 0
+    bar = tqdm(range(1, settings.epochs + 1), desc="fit attributor", unit="epoch", disable=not progress)
+    for epoch in bar:
+        net.train()
+        order = torch.randperm(len(x_train), generator=generator).numpy()
+        loss_sum, correct = 0.0, 0
+        for start in range(0, len(order), settings.batch_size):
+            index = order[start : start + settings.batch_size]
+            xb = _batch(x_train, index, mean_t, std_t)
+            yb = y_train_t[index].to(device, non_blocking=True)
+            with autocast_for(device):
+                logits = net(xb)
+            loss = F.cross_entropy(logits.float(), yb)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            loss_sum += loss.item() * len(index)
+            correct += int((logits.argmax(1) == yb).sum())
+        val_logits, _ = _evaluate(net, x_val, mean_t, std_t, device, max(settings.batch_size, 512), False)
+        val_acc = float((val_logits.argmax(1).numpy() == y_val).mean())
+        row = {
+            "epoch": epoch,
+            "train_loss": loss_sum / len(x_train),
+            "train_accuracy": correct / len(x_train),
+            "val_accuracy": val_acc,
+        }
+        history.append(row)
+        logger.info(
+            "epoch %d/%d: train_loss=%.4f train_acc=%.4f val_acc=%.4f",
+            epoch, settings.epochs, row["train_loss"], row["train_accuracy"], val_acc,
+        )
+        bar.set_postfix(loss=f"{row['train_loss']:.3f}", val_acc=f"{val_acc:.3f}")
+        if val_acc > best_acc:
+            # Copy to CPU: state_dict() returns views of live parameters that later steps overwrite.
+            best_state = {k: v.detach().to("cpu", copy=True) for k, v in net.state_dict().items()}
+            best_epoch, best_acc, stale = epoch, val_acc, 0
+        else:
+            stale += 1
+            if stale >= settings.patience:
+                logger.info("early stop after epoch %d: best val_acc=%.4f at epoch %d", epoch, best_acc, best_epoch)
+                break
+    bar.close()
+    return FitResult(
+        state_dict=best_state,
+        mean=mean,
+        std=std,
+        best_epoch=best_epoch,
+        best_val_accuracy=best_acc,
+        num_classes=num_classes,
+        in_channels=in_channels,
+        settings=settings,
+        history=history,
+    )
+
+
+def predict_logits(
+    result: FitResult, x: np.ndarray, device: str = "cpu", batch_size: int = 512, return_features: bool = False
+):
+    """Logits (N, num_classes) float32 for artifacts ``x``; with return_features also (N, D) features."""
+    if not isinstance(result, FitResult):
+        raise InputError(f"result must be a FitResult, got {type(result).__name__}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise InputError(f"batch_size must be a positive int, got {batch_size!r}")
+    x = check_artifacts(x, "x", in_channels=result.in_channels)
+    device = resolve_device(device)
+    net = result.build_network().to(device)
+    mean_t = torch.from_numpy(np.asarray(result.mean, np.float32)).view(1, -1, 1, 1).to(device)
+    std_t = torch.from_numpy(np.asarray(result.std, np.float32)).view(1, -1, 1, 1).to(device)
+    logits, feats = _evaluate(net, x, mean_t, std_t, device, batch_size, return_features)
+    if return_features:
+        return logits.numpy(), feats.numpy()
+    return logits.numpy()
+
+
+def predict(
+    result: FitResult, x: np.ndarray, device: str = "cpu", batch_size: int = 512, return_features: bool = False
+):
+    """Predicted labels (N,) int64 for artifacts ``x`` (float32, (N, C, H, W)).
+
+    With ``return_features=True`` returns ``(labels, features)``, features being the
+    penultimate pooled activations as float32 (N, D), for later metrics.
+    """
+    out = predict_logits(result, x, device, batch_size, return_features)
+    logits, feats = out if return_features else (out, None)
+    labels = logits.argmax(axis=1).astype(np.int64)
+    return (labels, feats) if return_features else labels
+
+
+def predict_proba(result: FitResult, x: np.ndarray, device: str = "cpu", batch_size: int = 512) -> np.ndarray:
+    """Softmax class probabilities (N, num_classes) float32 for artifacts ``x``."""
+    logits = predict_logits(result, x, device, batch_size)
+    return torch.softmax(torch.from_numpy(logits), dim=1).numpy()

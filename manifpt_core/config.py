@@ -1,0 +1,186 @@
+"""Pipeline settings: frozen dataclasses built from a named profile plus an optional TOML file.
+
+Unknown keys are an error that lists the valid ones, so a typo never silently
+falls back to a default.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from manifpt_core.attribution import FitSettings
+from manifpt_core.errors import InputError
+from manifpt_core.spaces import get_space
+from manifpt_core.store.layout import check_name
+from manifpt_core.zoo import ModelCard
+
+SOURCE_KINDS = ("fashion_mnist", "folder")
+DEVICES = ("auto", "cpu", "cuda")
+
+
+@dataclass(frozen=True)
+class SourceSettings:
+    """Where the real images (and, for ``folder``, the generated ones) come from.
+
+    ``fashion_mnist``: idx files in ``path`` (default: the Debian package's directory).
+    ``folder``: a GM-CIFAR10-style root, ``<path>/real/`` plus one folder per model.
+    ``resize`` ([H, W]) with ``resize_filter`` is applied to every image when set.
+    """
+
+    kind: str = "fashion_mnist"
+    path: str | None = None
+    resize: tuple[int, int] | None = None
+    resize_filter: str = "bicubic"
+
+    def __post_init__(self) -> None:
+        if self.kind not in SOURCE_KINDS:
+            raise InputError(f"source.kind = {self.kind!r} is not one of {SOURCE_KINDS}")
+        if self.kind == "folder" and not self.path:
+            raise InputError("source.kind = 'folder' needs source.path: the folder holding real/ and one folder per model")
+        if self.resize is not None:
+            object.__setattr__(self, "resize", tuple(int(v) for v in self.resize))
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything that shapes a pipeline run. See docs/configuration.md for each key."""
+
+    profile: str
+    dataset: str = "fashion_mnist"
+    source: SourceSettings = field(default_factory=SourceSettings)
+    n_reference: int = 10000
+    n_real_class: int = 2000
+    n_per_model: int = 2000
+    spaces: tuple[str, ...] = ("rgb", "freq")
+    zoo: tuple[ModelCard, ...] = ()
+    attributor: FitSettings = field(default_factory=FitSettings)
+    seeds: tuple[int, ...] = (0,)
+    data_seed: int = 0
+    chunk_rows: int = 1024
+    block_rows: int = 4096
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        check_name("dataset", self.dataset)
+        for key in ("n_reference", "n_real_class", "n_per_model", "chunk_rows", "block_rows"):
+            if getattr(self, key) <= 0:
+                raise InputError(f"{key} must be positive, got {getattr(self, key)}")
+        for space in self.spaces:
+            get_space(space)
+        if len(set(self.spaces)) != len(self.spaces):
+            raise InputError(f"spaces lists a space twice: {list(self.spaces)}")
+        names = [card.name for card in self.zoo]
+        if len(set(names)) != len(names):
+            raise InputError(f"zoo lists a model name twice: {names}")
+        if "real" in names:
+            raise InputError("'real' is reserved for the real images; rename that zoo entry")
+        if not self.seeds:
+            raise InputError("seeds must list at least one attributor seed")
+        if self.device not in DEVICES:
+            raise InputError(f"device = {self.device!r} is not one of {DEVICES}")
+
+    def card(self, model: str) -> ModelCard | None:
+        """The zoo card named ``model``, or None when the model is a folder of images."""
+        return next((c for c in self.zoo if c.name == model), None)
+
+
+_DEMO_ZOO = [
+    {"name": "dcgan", "family": "dcgan", "seed": 0},
+    {"name": "vae", "family": "vae", "seed": 0},
+]
+
+PROFILES: dict[str, dict[str, Any]] = {
+    # Sized for a 2-core CPU: the README's first command.
+    "demo": {
+        "n_reference": 10000,
+        "n_real_class": 2000,
+        "n_per_model": 2000,
+        "zoo": _DEMO_ZOO,
+        "attributor": {"epochs": 8, "patience": 3},
+        "seeds": [0],
+    },
+    # Small enough for the test suite: every step runs, in seconds.
+    "tiny": {
+        "n_reference": 600,
+        "n_real_class": 160,
+        "n_per_model": 160,
+        "zoo": [
+            {"name": "dcgan", "family": "dcgan", "seed": 0, "train": {"steps": 20, "batch_size": 32}},
+            {"name": "vae", "family": "vae", "seed": 0, "train": {"steps": 20, "batch_size": 32}},
+        ],
+        "attributor": {"epochs": 2, "patience": 2, "batch_size": 64},
+        "seeds": [0],
+        "chunk_rows": 64,
+        "block_rows": 128,
+    },
+    # For a GPU machine: more data, more training.
+    "full": {
+        "n_reference": 50000,
+        "n_real_class": 10000,
+        "n_per_model": 10000,
+        "zoo": [dict(entry, train={"steps": 20000}) for entry in _DEMO_ZOO],
+        "attributor": {"epochs": 30, "patience": 5},
+        "seeds": [0, 1, 2],
+    },
+}
+
+
+def _build(cls: type, data: dict[str, Any], where: str) -> Any:
+    valid = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - valid)
+    if unknown:
+        raise InputError(f"unknown key(s) {unknown} in {where}; valid keys: {sorted(valid)}")
+    return cls(**data)
+
+
+def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def settings_from_dict(data: dict[str, Any], where: str = "settings") -> Settings:
+    """Build validated Settings from plain data (a profile merged with a config file)."""
+    data = dict(data)
+    if "source" in data:
+        data["source"] = _build(SourceSettings, dict(data["source"]), f"{where} [source]")
+    if "attributor" in data:
+        attr = dict(data["attributor"])
+        if "widths" in attr:
+            attr["widths"] = tuple(attr["widths"])
+        data["attributor"] = _build(FitSettings, attr, f"{where} [attributor]")
+    if "zoo" in data:
+        data["zoo"] = tuple(ModelCard.from_dict(dict(entry)) for entry in data["zoo"])
+    for key in ("spaces", "seeds"):
+        if key in data:
+            data[key] = tuple(data[key])
+    return _build(Settings, data, where)
+
+
+def load_settings(profile: str = "demo", path: str | Path | None = None) -> Settings:
+    """Settings of a named profile, overridden key by key by a TOML file when given."""
+    if profile not in PROFILES:
+        raise InputError(f"unknown profile {profile!r}; valid profiles: {sorted(PROFILES)}")
+    data = _merge(PROFILES[profile], {"profile": profile})
+    where = f"profile {profile!r}"
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise InputError(f"config file {path} does not exist; pass an existing TOML file or none")
+        try:
+            override = tomllib.loads(path.read_text())
+        except tomllib.TOMLDecodeError as err:
+            raise InputError(f"config file {path} is not valid TOML: {err}") from err
+        override.pop("profile", None)
+        data = _merge(data, override)
+        where = f"{path} (over profile {profile!r})"
+    return settings_from_dict(data, where)

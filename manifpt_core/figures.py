@@ -1,0 +1,54 @@
+"""PNG figures for reports and Dagster metadata: sample grids and confusion matrices."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only: no display on workers
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from manifpt_core.store.atomic import atomic_path  # noqa: E402
+
+
+def save_image_grid(images: np.ndarray, path: Path, columns: int = 8, scale: int = 2) -> Path:
+    """Tile uint8 images (N, C, H, W) into one PNG, ``columns`` wide, each pixel ``scale``x."""
+    n, c, h, w = images.shape
+    rows = -(-n // columns)
+    canvas = np.full((rows * (h + 1) + 1, columns * (w + 1) + 1, c), 255, dtype=np.uint8)
+    for i, img in enumerate(images):
+        r, k = divmod(i, columns)
+        canvas[1 + r * (h + 1) : 1 + r * (h + 1) + h, 1 + k * (w + 1) : 1 + k * (w + 1) + w] = img.transpose(1, 2, 0)
+    pil = Image.fromarray(canvas[..., 0] if c == 1 else canvas)
+    pil = pil.resize((pil.width * scale, pil.height * scale), Image.Resampling.NEAREST)
+    with atomic_path(Path(path)) as tmp:
+        pil.save(tmp, format="PNG")
+    return Path(path)
+
+
+def save_confusion_matrix(matrix: np.ndarray, classes: Sequence[str], title: str, path: Path) -> Path:
+    """Row-normalised confusion matrix (rows: true class) with counts annotated."""
+    matrix = np.asarray(matrix)
+    totals = matrix.sum(axis=1, keepdims=True)
+    rates = np.divide(matrix, totals, out=np.zeros(matrix.shape, dtype=float), where=totals > 0)
+    size = 1.2 + 0.7 * len(classes)
+    fig, ax = plt.subplots(figsize=(size + 1.0, size))
+    im = ax.imshow(rates, cmap="Blues", vmin=0.0, vmax=1.0)
+    ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right")
+    ax.set_yticks(range(len(classes)), classes)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)
+    for i in range(len(classes)):
+        for j in range(len(classes)):
+            ax.text(j, i, str(matrix[i, j]), ha="center", va="center", color="white" if rates[i, j] > 0.5 else "black")
+    fig.colorbar(im, ax=ax, fraction=0.046)
+    fig.tight_layout()
+    with atomic_path(Path(path)) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)
+    return Path(path)

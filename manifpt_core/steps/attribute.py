@@ -1,0 +1,136 @@
+"""Step 5a, attribution: an attributor per artifact space (and on raw images, the control).
+
+Classes are ``real`` (the real class samples) and every generative model, in
+sorted order. Splits come from the manifests (7:2:1 per source), so every
+attributor is tested on the same samples.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from manifpt_core.attribution import (
+    accuracy,
+    confusion_matrix,
+    fit_attributor,
+    predict,
+    resolve_device,
+    save_attributor,
+)
+from manifpt_core.config import Settings
+from manifpt_core.errors import InputError, StoreError
+from manifpt_core.figures import save_confusion_matrix
+from manifpt_core.spaces import get_space
+from manifpt_core.steps.cache import Outcome, require_record, run_cached
+from manifpt_core.store import Store, combine_hashes, open_array, read_manifest
+from manifpt_core.store.hashing import file_hash
+
+logger = logging.getLogger(__name__)
+
+ATTRIBUTOR_VERSION = "1"
+RAW = "raw"  # the control: the same network on the raw images instead of artifacts
+SPLIT_NAMES = ("train", "val", "test")
+
+
+def classes_for(models: list[str]) -> list[str]:
+    """Class names in label order: the real class first, then models sorted by name."""
+    if not models:
+        raise InputError("attribution needs at least one generative model; add a zoo entry or a model folder")
+    return ["real", *sorted(models)]
+
+
+def _splits(store: Store, source: str, rows: np.ndarray) -> np.ndarray:
+    table = read_manifest(store.source_manifest(source), ["row", "split"])
+    split_of_row = np.asarray(table.column("split").to_pylist(), dtype=object)
+    return split_of_row[rows]
+
+
+def _source_inputs(store: Store, space: str, source: str) -> tuple[np.ndarray, np.ndarray, str]:
+    """(x float32 (n, C, H, W), split per row, content hash) of one class's samples."""
+    shape = tuple(require_record(store.images(source), f"the images of {source!r}")["summary"]["image_shape"])
+    if space == RAW:
+        record = require_record(store.images(source), f"the images of {source!r}")
+        n_ref = record["summary"].get("n_reference", 0)
+        rows = np.arange(n_ref, record["summary"]["n_samples"])
+        x = open_array(store.images(source))[n_ref:].astype(np.float32) / np.float32(255.0)
+        return x, _splits(store, source, rows), record["content_hash"]
+    if not get_space(space).image_shaped:
+        raise InputError(f"space {space!r} has vector artifacts; this attributor handles image-shaped ones")
+    path = store.artifacts(space, source)
+    record = require_record(path, f"the artifacts of {source!r} in {space!r}")
+    rows = open_array(path, "query_row")[:]
+    x = open_array(path, "artifact")[:].reshape((len(rows), *shape))
+    return x, _splits(store, source, rows), record["content_hash"]
+
+
+def _gather(store: Store, space: str, classes: list[str]):
+    data = {split: ([], []) for split in SPLIT_NAMES}
+    hashes = {}
+    for label, source in enumerate(classes):
+        x, split, hashes[source] = _source_inputs(store, space, source)
+        for name in SPLIT_NAMES:
+            mask = split == name
+            data[name][0].append(x[mask])
+            data[name][1].append(np.full(int(mask.sum()), label, dtype=np.int64))
+    return {k: (np.concatenate(xs), np.concatenate(ys)) for k, (xs, ys) in data.items()}, hashes
+
+
+def train_attributors(store: Store, settings: Settings, space: str, models: list[str]) -> Outcome:
+    """Train one attributor per seed on ``space`` artifacts (or raw images); record test metrics."""
+    classes = classes_for(models)
+    inputs = {}
+    for source in classes:
+        path = store.images(source) if space == RAW else store.artifacts(space, source)
+        inputs[source] = require_record(path, f"{'images' if space == RAW else 'artifacts'} of {source!r}")["content_hash"]
+    fit = settings.attributor
+
+    def compute(tmp: Path, fp: str) -> tuple[str, dict[str, Any]]:
+        data, _ = _gather(store, space, classes)
+        (x_tr, y_tr), (x_va, y_va), (x_te, y_te) = data["train"], data["val"], data["test"]
+        device = resolve_device(settings.device)
+        tmp.mkdir(parents=True)
+        per_seed, matrices, weight_hashes = [], [], {}
+        for seed in settings.seeds:
+            result = fit_attributor(x_tr, y_tr, x_va, y_va, len(classes), fit, seed=seed, device=device)
+            y_pred = predict(result, x_te, device=device)
+            acc = accuracy(y_te, y_pred)
+            matrices.append(confusion_matrix(y_te, y_pred, len(classes)))
+            per_seed.append({"seed": seed, "test_accuracy": acc, "best_epoch": result.best_epoch,
+                             "best_val_accuracy": result.best_val_accuracy, "history": result.history})
+            save_attributor(result, tmp / f"seed{seed}.pt")
+            weight_hashes[str(seed)] = file_hash(tmp / f"seed{seed}.pt")
+            logger.info("attributor %s seed %d: test accuracy %.4f", space, seed, acc)
+        accs = np.array([s["test_accuracy"] for s in per_seed])
+        confusion = np.sum(matrices, axis=0)
+        save_confusion_matrix(confusion, classes, f"{space}: test confusion (sum over seeds)", tmp / "confusion.png")
+        summary = {
+            "space": space,
+            "classes": classes,
+            "n_train": len(y_tr), "n_val": len(y_va), "n_test": len(y_te),
+            "seeds": list(settings.seeds),
+            "accuracy_mean": float(accs.mean()),
+            # The spread over one seed is unknown, not zero.
+            "accuracy_std": float(accs.std(ddof=1)) if len(accs) > 1 else None,
+            "per_seed": per_seed,
+            "confusion": confusion.tolist(),
+            "confusion_png": "confusion.png",
+        }
+        (tmp / "metrics.json").write_text(json.dumps(summary, indent=2))
+        return combine_hashes(weight_hashes), summary
+
+    return run_cached(store.attributor(space), "attributor", ATTRIBUTOR_VERSION, inputs,
+                      {"fit": asdict(fit), "seeds": list(settings.seeds), "classes": classes}, compute)
+
+
+def attributor_metrics(store: Store, space: str) -> dict[str, Any]:
+    """The stored metrics of a space's attributor (StoreError if it was never trained)."""
+    path = store.attributor(space) / "metrics.json"
+    if not path.is_file():
+        raise StoreError(f"no attributor metrics at {path}: materialize the attributor for {space!r} first")
+    return json.loads(path.read_text())

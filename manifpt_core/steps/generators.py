@@ -1,0 +1,82 @@
+"""Generators: train a zoo entry on the real reference images, or observe a user's model folder.
+
+Either way the output is ``generators/<model>/`` with a record whose content
+hash versions everything downstream of that model.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from manifpt_core.attribution import resolve_device
+from manifpt_core.config import Settings
+from manifpt_core.errors import InputError
+from manifpt_core.figures import save_image_grid
+from manifpt_core.sources import discover_benchmark, folder_content_hash
+from manifpt_core.steps.cache import Outcome, require_record, run_cached
+from manifpt_core.store import Store, array_bytes_hash, open_array
+from manifpt_core.zoo import ModelCard, get_family, load_checkpoint, save_checkpoint
+
+logger = logging.getLogger(__name__)
+
+GENERATOR_VERSION = "1"
+CHECKPOINT = "checkpoint.pt"
+GRID = "samples.png"
+
+
+def materialize_generator(store: Store, settings: Settings, model: str) -> Outcome:
+    """Train (zoo entry) or fingerprint (model folder) one generative model."""
+    real = require_record(store.images("real"), "the real images (ingestion)")
+    card = settings.card(model)
+    if card is None:
+        return _observe_folder(store, settings, model)
+    inputs = {"real_images": real["content_hash"]}
+
+    def compute(tmp: Path, fp: str) -> tuple[str, dict[str, Any]]:
+        n_ref = real["summary"]["n_reference"]
+        reference = open_array(store.images("real"))[:n_ref]  # reference rows come first
+        device = resolve_device(settings.device)
+        state = get_family(card.family).train(reference, card, device=device, progress=True)
+        tmp.mkdir(parents=True)
+        save_checkpoint(state, tmp / CHECKPOINT)
+        (tmp / "card.json").write_text(json.dumps(card.to_dict(), indent=2, sort_keys=True))
+        shape = tuple(int(v) for v in reference.shape[1:])
+        preview = get_family(card.family).sample(state, card, shape, 64, seed=card.seed, device=device)
+        save_image_grid(preview, tmp / GRID)
+        content_hash = array_bytes_hash(np.concatenate([t.detach().cpu().numpy().ravel().view(np.uint8)
+                                                        for t in state.values()]))
+        return content_hash, {"kind": "zoo", "family": card.family, "image_shape": list(shape),
+                              "trained_on": n_ref, "card": card.to_dict(), "grid": GRID}
+
+    return run_cached(store.generator(model), "generator", GENERATOR_VERSION, inputs,
+                      {"card": card.to_dict(), "device_kind": "any"}, compute)
+
+
+def _observe_folder(store: Store, settings: Settings, model: str) -> Outcome:
+    folders = discover_benchmark(settings.source.path) if settings.source.kind == "folder" else {}
+    if model not in folders:
+        raise InputError(
+            f"model {model!r} is neither a zoo entry ({[c.name for c in settings.zoo]}) nor a folder under "
+            f"source.path ({settings.source.path}); add it to the config's zoo or create <source.path>/{model}/"
+        )
+    folder_hash = folder_content_hash(folders[model])
+
+    def compute(tmp: Path, fp: str) -> tuple[str, dict[str, Any]]:
+        tmp.mkdir(parents=True)
+        return folder_hash, {"kind": "folder", "folder": str(folders[model])}
+
+    return run_cached(store.generator(model), "generator", GENERATOR_VERSION, {"folder": folder_hash}, {}, compute)
+
+
+def sample_generator(card: ModelCard, generator_dir: Path, n: int, device: str) -> np.ndarray:
+    """``n`` uint8 samples from a trained zoo entry (seeded by the card, so reproducible)."""
+    record = require_record(generator_dir, f"the generator {card.name!r}")
+    state = load_checkpoint(generator_dir / CHECKPOINT)
+    shape = tuple(record["summary"]["image_shape"])
+    # Samples use seed + 1, so they are not the preview grid's images.
+    return get_family(card.family).sample(state, card, shape, n, seed=card.seed + 1, device=resolve_device(device))

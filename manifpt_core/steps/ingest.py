@@ -1,0 +1,182 @@
+"""Step 1, sample ingestion: real and generated images into the image store plus Parquet manifests.
+
+Real rows are ordered reference first, then the real *class* samples, so a
+reference row number is also its FAISS id. The two sets are disjoint by
+origin and by content: a class sample whose pixels equal a reference image's
+is dropped, since it would be its own nearest neighbour.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from manifpt_core.config import Settings
+from manifpt_core.errors import InputError
+from manifpt_core.sources import (
+    Resize,
+    discover_benchmark,
+    fashion_mnist_dir,
+    folder_content_hash,
+    load_fashion_mnist,
+    load_image_folder,
+)
+from manifpt_core.sources.idx import FASHION_MNIST_SPLITS
+from manifpt_core.steps.cache import Outcome, run_cached
+from manifpt_core.store import Store, assign_splits, build_table, create_rows, manifest_record, write_manifest
+from manifpt_core.store.hashing import file_hash, rows_hash
+
+logger = logging.getLogger(__name__)
+
+INGEST_VERSION = "1"
+
+
+def _resize(settings: Settings) -> Resize | None:
+    src = settings.source
+    return Resize(src.resize, src.resize_filter) if src.resize else None
+
+
+def real_source_hash(settings: Settings) -> str:
+    """A hash that changes when the real source's files change (the real images' input version)."""
+    src = settings.source
+    if src.kind == "fashion_mnist":
+        directory = fashion_mnist_dir(src.path)
+        files = sorted(p for p in directory.iterdir() if p.name.split(".")[0] in
+                       {name for pair in FASHION_MNIST_SPLITS.values() for name in pair})
+        return hashlib.sha256("".join(f"{p.name}:{file_hash(p)}" for p in files).encode()).hexdigest()
+    return folder_content_hash(Path(src.path) / "real")
+
+
+def _load_real(settings: Settings) -> tuple[np.ndarray, list[str], np.ndarray, np.ndarray, list[str], np.ndarray]:
+    """Candidate reference and class images with their origins and labels, before subsampling."""
+    src = settings.source
+    if src.kind == "fashion_mnist":
+        if src.resize:
+            raise InputError("source.resize applies to folder sources; Fashion-MNIST is used at its native 28x28")
+        directory = fashion_mnist_dir(src.path)
+        train_x, train_y = load_fashion_mnist(directory, "train")
+        test_x, test_y = load_fashion_mnist(directory, "test")
+        ref_origin = [f"fashion_mnist/train/{i}" for i in range(len(train_x))]
+        cls_origin = [f"fashion_mnist/test/{i}" for i in range(len(test_x))]
+        return train_x, ref_origin, train_y, test_x, cls_origin, test_y
+    # A folder of real images has no given reference/class split: rank by origin hash, reference first.
+    images, paths = load_image_folder(Path(src.path) / "real", _resize(settings), progress=True)
+    origins = [f"real/{p}" for p in paths]
+    n_class = min(settings.n_real_class, len(images) // 3)
+    order = sorted(range(len(images)), key=lambda i: hashlib.sha256(origins[i].encode()).hexdigest())
+    cls_idx, ref_idx = np.array(order[:n_class]), np.array(order[n_class:])
+    labels = np.full(len(images), -1, dtype=np.int64)
+    return (images[ref_idx], [origins[i] for i in ref_idx], labels[ref_idx],
+            images[cls_idx], [origins[i] for i in cls_idx], labels[cls_idx])
+
+
+def _pick(n_have: int, n_want: int, rng: np.random.Generator, what: str) -> np.ndarray:
+    if n_have < n_want:
+        raise InputError(f"{what}: {n_want} samples requested but only {n_have} available; lower it in the config")
+    return np.sort(rng.permutation(n_have)[:n_want])
+
+
+def ingest_real(store: Store, settings: Settings) -> Outcome:
+    """Real images → ``images/real.zarr`` + ``manifests/real.parquet`` (reference rows first)."""
+    inputs = {"real_source": real_source_hash(settings)}
+    step_settings = {
+        "source": {"kind": settings.source.kind, "resize": settings.source.resize, "filter": settings.source.resize_filter},
+        "n_reference": settings.n_reference,
+        "n_real_class": settings.n_real_class,
+        "data_seed": settings.data_seed,
+        "chunk_rows": settings.chunk_rows,
+    }
+    manifest_path = store.source_manifest("real")
+
+    def compute(tmp: Path, fp: str) -> tuple[str, dict[str, Any]]:
+        ref_x, ref_o, ref_y, cls_x, cls_o, cls_y = _load_real(settings)
+        rng = np.random.default_rng(settings.data_seed)
+        ref_i = _pick(len(ref_x), settings.n_reference, rng, "n_reference")
+        ref_hashes = rows_hash(ref_x[ref_i])
+        # Drop class candidates that duplicate a reference image, then draw the class set.
+        known = set(ref_hashes)
+        cls_hashes_all = rows_hash(cls_x)
+        keep = np.array([h not in known for h in cls_hashes_all])
+        n_dupes = int((~keep).sum())
+        cls_pool = np.flatnonzero(keep)
+        cls_i = cls_pool[_pick(len(cls_pool), settings.n_real_class, rng, "n_real_class")]
+        images = np.concatenate([ref_x[ref_i], cls_x[cls_i]])
+        origins = [ref_o[i] for i in ref_i] + [cls_o[i] for i in cls_i]
+        hashes = ref_hashes + [cls_hashes_all[i] for i in cls_i]
+        labels = np.concatenate([ref_y[ref_i], cls_y[cls_i]])
+        splits = ["reference"] * len(ref_i) + assign_splits([cls_o[i] for i in cls_i])
+        content_hash = _write_images(tmp, images, settings.chunk_rows)
+        table = build_table("real", origins, hashes, splits, images.shape[1:], labels)
+        write_manifest(table, manifest_path, {"fingerprint": fp, "content_hash": content_hash})
+        summary = {
+            "n_samples": len(images),
+            "n_reference": len(ref_i),
+            "n_real_class": len(cls_i),
+            "dropped_duplicates_of_reference": n_dupes,
+            "image_shape": list(images.shape[1:]),
+            "manifest": str(manifest_path),
+        }
+        return content_hash, summary
+
+    return _run_with_manifest(store, "real", manifest_path, inputs, step_settings, compute)
+
+
+def _run_with_manifest(store, source, manifest_path, inputs, step_settings, compute) -> Outcome:
+    """run_cached for an image store whose manifest lives beside it, tied by the same fingerprint."""
+
+    def manifest_matches(fp: str) -> bool:
+        record = manifest_record(manifest_path)
+        return record is not None and record.get("fingerprint") == fp
+
+    return run_cached(store.images(source), "ingest", INGEST_VERSION, inputs, step_settings, compute, manifest_matches)
+
+
+def _write_images(path: Path, images: np.ndarray, chunk_rows: int) -> str:
+    writer = create_rows(path, None, images.shape, np.uint8, chunk_rows)
+    for start in range(0, len(images), chunk_rows * 4):
+        writer.write(images[start : start + chunk_rows * 4])
+    return writer.content_hash()
+
+
+def load_model_images(settings: Settings, model: str, generator_dir: Path) -> tuple[np.ndarray, list[str]]:
+    """The model's images: sampled from its zoo checkpoint, or read from its folder."""
+    card = settings.card(model)
+    if card is not None:
+        from manifpt_core.steps.generators import sample_generator
+
+        images = sample_generator(card, generator_dir, settings.n_per_model, settings.device)
+        return images, [f"zoo/{model}/{i}" for i in range(len(images))]
+    folders = discover_benchmark(settings.source.path) if settings.source.kind == "folder" else {}
+    if model not in folders:
+        raise InputError(
+            f"model {model!r} is neither a zoo entry ({[c.name for c in settings.zoo]}) nor a folder under "
+            f"source.path ({settings.source.path}); add it to the config or create <source.path>/{model}/"
+        )
+    images, paths = load_image_folder(folders[model], _resize(settings), progress=True)
+    return images, [f"{model}/{p}" for p in paths]
+
+
+def ingest_generated(store: Store, settings: Settings, model: str, generator_hash: str, real_shape: tuple) -> Outcome:
+    """A generative model's images → ``images/<model>.zarr`` + ``manifests/<model>.parquet``."""
+    inputs = {"generator": generator_hash}
+    step_settings = {"n_per_model": settings.n_per_model, "chunk_rows": settings.chunk_rows,
+                     "resize": settings.source.resize, "filter": settings.source.resize_filter}
+    manifest_path = store.source_manifest(model)
+
+    def compute(tmp: Path, fp: str) -> tuple[str, dict[str, Any]]:
+        images, origins = load_model_images(settings, model, store.generator(model))
+        if tuple(images.shape[1:]) != tuple(real_shape):
+            raise InputError(
+                f"model {model!r} images are {tuple(images.shape[1:])} (C, H, W) but the real images are "
+                f"{tuple(real_shape)}; set source.resize so that all sources share one size and channel count"
+            )
+        content_hash = _write_images(tmp, images, settings.chunk_rows)
+        table = build_table(model, origins, rows_hash(images), assign_splits(origins), images.shape[1:])
+        write_manifest(table, manifest_path, {"fingerprint": fp, "content_hash": content_hash})
+        return content_hash, {"n_samples": len(images), "image_shape": list(images.shape[1:]), "manifest": str(manifest_path)}
+
+    return _run_with_manifest(store, model, manifest_path, inputs, step_settings, compute)

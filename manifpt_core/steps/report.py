@@ -1,0 +1,100 @@
+"""Step 5b, the report: which generative model made an image, and how well can we tell?
+
+``reports/report.md`` + ``report.json`` + ``figures/*.png``: test accuracy of
+the attributor in each artifact space and of the raw-image control, confusion
+matrices, and each generator's sample grid.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+from manifpt_core.config import Settings
+from manifpt_core.steps.attribute import RAW, attributor_metrics, classes_for
+from manifpt_core.steps.cache import Outcome, require_record, run_cached
+from manifpt_core.steps.generators import GRID
+from manifpt_core.store import Store, combine_hashes
+
+REPORT_VERSION = "1"
+
+
+def _fmt(mean: float, std: float | None) -> str:
+    return f"{100 * mean:.2f}" + (f" ± {100 * std:.2f}" if std is not None else "")
+
+
+def write_report(store: Store, settings: Settings, models: list[str]) -> Outcome:
+    """Gather every attributor's metrics into the report."""
+    rows = [*settings.spaces, RAW]
+    inputs = {f"attributor/{r}": require_record(store.attributor(r), f"the attributor for {r!r}")["content_hash"]
+              for r in rows}
+    for model in models:
+        inputs[f"generator/{model}"] = require_record(store.generator(model), f"the generator {model!r}")["content_hash"]
+
+    def compute(tmp: Path, fp: str) -> tuple[str, dict[str, Any]]:
+        figures = tmp / "figures"
+        figures.mkdir(parents=True)
+        table = []
+        for row in rows:
+            m = attributor_metrics(store, row)
+            shutil.copyfile(store.attributor(row) / m["confusion_png"], figures / f"confusion_{row}.png")
+            table.append({"method": "raw-image control" if row == RAW else f"artifacts ({row})", "space": row,
+                          "accuracy_mean": m["accuracy_mean"], "accuracy_std": m["accuracy_std"],
+                          "seeds": m["seeds"], "n_test": m["n_test"], "per_seed": [s["test_accuracy"] for s in m["per_seed"]],
+                          "confusion": m["confusion"], "figure": f"figures/confusion_{row}.png"})
+        grids = {}
+        for model in models:
+            grid = store.generator(model) / GRID
+            if grid.is_file():
+                shutil.copyfile(grid, figures / f"samples_{model}.png")
+                grids[model] = f"figures/samples_{model}.png"
+        real = require_record(store.images("real"), "the real images")["summary"]
+        report = {
+            "dataset": store.dataset,
+            "profile": settings.profile,
+            "classes": classes_for(models),
+            "chance_accuracy": 1.0 / (len(models) + 1),
+            "samples": {"reference": real["n_reference"], "real_class": real["n_real_class"],
+                        "per_model": settings.n_per_model},
+            "main_table": table,
+            "sample_grids": grids,
+            "inputs": inputs,
+            "fingerprint": fp,
+        }
+        (tmp / "report.json").write_text(json.dumps(report, indent=2))
+        (tmp / "report.md").write_text(render_markdown(report))
+        return combine_hashes({"report": json.dumps(report, sort_keys=True)}), {
+            "main_table": [{k: r[k] for k in ("method", "accuracy_mean", "accuracy_std", "n_test")} for r in table]}
+
+    return run_cached(store.reports, "report", REPORT_VERSION, inputs, {"spaces": list(settings.spaces)}, compute)
+
+
+def render_markdown(report: dict[str, Any]) -> str:
+    """The human-readable report."""
+    lines = [
+        f"# Model attribution report: {report['dataset']} ({report['profile']} profile)",
+        "",
+        f"Classes: {', '.join(report['classes'])} (chance accuracy {100 * report['chance_accuracy']:.1f}%).",
+        f"Samples: {report['samples']['reference']} real reference images (indexed), "
+        f"{report['samples']['real_class']} real class images, {report['samples']['per_model']} per generative model.",
+        "",
+        "## Test accuracy (%)",
+        "",
+        "| method | accuracy | seeds | test samples |",
+        "|---|---|---|---|",
+    ]
+    for row in report["main_table"]:
+        lines.append(f"| {row['method']} | {_fmt(row['accuracy_mean'], row['accuracy_std'])} | "
+                     f"{len(row['seeds'])} | {row['n_test']} |")
+    lines += ["", "A single seed has no spread: ± is shown only with several seeds.", "", "## Confusion matrices", ""]
+    for row in report["main_table"]:
+        lines += [f"### {row['method']}", "", f"![confusion {row['space']}]({row['figure']})", ""]
+    if report["sample_grids"]:
+        lines += ["## Generator samples", ""]
+        for model, path in report["sample_grids"].items():
+            lines += [f"### {model}", "", f"![samples {model}]({path})", ""]
+    lines += ["## Provenance", "", f"Report fingerprint `{report['fingerprint']}`; inputs:", ""]
+    lines += [f"- {name}: `{h[:16]}`" for name, h in sorted(report["inputs"].items())]
+    return "\n".join(lines) + "\n"

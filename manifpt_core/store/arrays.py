@@ -1,0 +1,108 @@
+"""Chunked Zarr v3 arrays with provenance records, written block by block."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import zarr
+
+from manifpt_core.errors import StoreError
+from manifpt_core.store.hashing import ArrayHasher
+
+RECORD_KEY = "manifpt"
+
+
+class RowWriter:
+    """Writes an (N, ...) Zarr array in order, in blocks aligned to its chunks, hashing as it goes.
+
+    Writes that straddle chunk boundaries would make two writers race on one
+    chunk in parallel settings and are a sign of a bookkeeping bug, so a block
+    must start on a chunk boundary and be a whole number of chunks (the last
+    block excepted).
+    """
+
+    def __init__(self, array: zarr.Array) -> None:
+        self.array = array
+        self.chunk_rows = array.chunks[0]
+        self.rows_written = 0
+        self._hasher = ArrayHasher()
+
+    def write(self, block: np.ndarray) -> None:
+        start, n_total = self.rows_written, self.array.shape[0]
+        stop = start + len(block)
+        if block.shape[1:] != self.array.shape[1:]:
+            raise StoreError(f"block of shape {block.shape} does not fit array rows of shape {self.array.shape[1:]}")
+        if stop > n_total:
+            raise StoreError(f"writing rows {start}:{stop} past the end of an array of {n_total} rows")
+        if len(block) % self.chunk_rows and stop != n_total:
+            raise StoreError(
+                f"block of {len(block)} rows at row {start} is not aligned to the chunk size {self.chunk_rows}; "
+                f"use a block size that is a multiple of {self.chunk_rows}"
+            )
+        block = np.ascontiguousarray(block, dtype=self.array.dtype)
+        self.array[start:stop] = block
+        self._hasher.update(block)
+        self.rows_written = stop
+
+    def content_hash(self) -> str:
+        if self.rows_written != self.array.shape[0]:
+            raise StoreError(f"only {self.rows_written} of {self.array.shape[0]} rows were written")
+        return self._hasher.hexdigest(tuple(self.array.shape))
+
+
+def create_rows(
+    root: Path | zarr.Group, name: str | None, shape: tuple[int, ...], dtype: Any, chunk_rows: int
+) -> RowWriter:
+    """Create an array chunked along axis 0 (as a standalone store, or inside a group) and return its writer."""
+    if chunk_rows <= 0:
+        raise StoreError(f"chunk_rows must be positive, got {chunk_rows}")
+    chunks = (max(1, min(chunk_rows, shape[0])),) + tuple(shape[1:])
+    if isinstance(root, zarr.Group):
+        array = root.create_array(name=name, shape=shape, chunks=chunks, dtype=dtype)
+    else:
+        array = zarr.create_array(store=str(root), shape=shape, chunks=chunks, dtype=dtype, zarr_format=3)
+    return RowWriter(array)
+
+
+def aligned_block_rows(block_rows: int, chunk_rows: int) -> int:
+    """The largest multiple of ``chunk_rows`` not above ``block_rows`` (at least one chunk)."""
+    return max(chunk_rows, (block_rows // chunk_rows) * chunk_rows)
+
+
+def iter_blocks(array: zarr.Array, block_rows: int) -> Iterator[tuple[int, np.ndarray]]:
+    """Yield ``(start, rows)`` blocks of an (N, ...) array, reading whole chunks at a time."""
+    step = aligned_block_rows(block_rows, array.chunks[0])
+    for start in range(0, array.shape[0], step):
+        yield start, array[start : start + step]
+
+
+def write_record(node: zarr.Array | zarr.Group, record: Mapping[str, Any]) -> None:
+    """Store the provenance record (fingerprint, content hash, inputs, settings) in the node's attributes."""
+    node.attrs[RECORD_KEY] = dict(record)
+
+
+def read_record(path: Path) -> dict[str, Any] | None:
+    """The provenance record of the Zarr array or group at ``path``; None if nothing complete is there."""
+    if not Path(path).exists():
+        return None
+    try:
+        node = zarr.open(store=str(path), mode="r")
+    except (FileNotFoundError, ValueError) as err:
+        raise StoreError(f"{path} exists but is not a readable Zarr store ({err}); delete it to recompute") from err
+    record = node.attrs.get(RECORD_KEY)
+    return dict(record) if record is not None else None
+
+
+def open_array(path: Path, name: str | None = None) -> zarr.Array:
+    """Open a stored array (or an array inside a stored group) read-only, with a clear error if missing."""
+    if not Path(path).exists():
+        raise StoreError(f"no array at {path}: materialize the step that writes it first")
+    node = zarr.open(store=str(path), mode="r")
+    if name is not None:
+        return node[name]
+    if not isinstance(node, zarr.Array):
+        raise StoreError(f"{path} is a Zarr group; name one of its arrays: {sorted(node.array_keys())}")
+    return node

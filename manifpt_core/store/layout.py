@@ -1,0 +1,72 @@
+"""Where each product lives in the store: readable names under one root."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from manifpt_core.errors import InputError
+
+DEFAULT_HOME = ".manifpt"
+NAME_RULE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+
+
+def check_name(kind: str, name: str) -> str:
+    """Names become directory names and partition keys, so they are kept to a safe alphabet."""
+    if not isinstance(name, str) or not NAME_RULE.match(name):
+        raise InputError(
+            f"invalid {kind} name {name!r}: use 1-64 characters of a-z, 0-9, '_' or '-', starting with a letter or digit"
+        )
+    return name
+
+
+def default_home() -> Path:
+    """``$MANIFPT_HOME`` if set, else ``./.manifpt`` (the store lives in ``<home>/store``)."""
+    return Path(os.environ.get("MANIFPT_HOME", DEFAULT_HOME)).absolute()
+
+
+@dataclass(frozen=True)
+class Store:
+    """Paths of one dataset's products under the store root (see docs/store.md)."""
+
+    root: Path
+    dataset: str
+
+    def __post_init__(self) -> None:
+        check_name("dataset", self.dataset)
+        object.__setattr__(self, "root", Path(self.root).absolute())
+
+    @property
+    def base(self) -> Path:
+        return self.root / self.dataset
+
+    @property
+    def manifest(self) -> Path:
+        return self.base / "manifest.parquet"
+
+    def source_manifest(self, source: str) -> Path:
+        return self.base / "manifests" / f"{check_name('source', source)}.parquet"
+
+    def images(self, source: str) -> Path:
+        return self.base / "images" / f"{check_name('source', source)}.zarr"
+
+    def generator(self, model: str) -> Path:
+        return self.base / "generators" / check_name("model", model)
+
+    def embeddings(self, space: str, source: str) -> Path:
+        return self.base / "embeddings" / check_name("space", space) / f"{check_name('source', source)}.zarr"
+
+    def index(self, space: str) -> Path:
+        return self.base / "index" / check_name("space", space)
+
+    def artifacts(self, space: str, source: str) -> Path:
+        return self.base / "artifacts" / check_name("space", space) / f"{check_name('source', source)}.zarr"
+
+    def attributor(self, space: str) -> Path:
+        return self.base / "attributors" / check_name("space", space)
+
+    @property
+    def reports(self) -> Path:
+        return self.base / "reports"

@@ -1,0 +1,160 @@
+"""DCGAN (Radford et al., 2016) sized for 28x28 and 32x32 images.
+
+Generator: latent -> linear -> (2*width, H/4, W/4) -> two stride-2 transposed
+convolutions with batch norm and ReLU -> tanh. Discriminator: two stride-2
+convolutions with leaky ReLU -> linear logit. Trained with the non-saturating
+GAN loss.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from manifpt_core.errors import InputError
+from manifpt_core.zoo.cards import ModelCard, TrainSettings
+from manifpt_core.zoo.registry import Family, register_family
+from manifpt_core.zoo.training import (
+    check_image_shape,
+    check_images,
+    images_to_tensor,
+    load_state,
+    make_generator,
+    run_steps,
+    sample_from_latents,
+    seeded,
+)
+
+
+def _init_weights(module: nn.Module) -> None:
+    # The DCGAN paper's N(0, 0.02) init; PyTorch's default makes early training much less stable.
+    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+        nn.init.normal_(module.weight, 0.0, 0.02)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)):
+        nn.init.normal_(module.weight, 1.0, 0.02)
+        nn.init.zeros_(module.bias)
+
+
+class Generator(nn.Module):
+    """Latent (B, latent_dim) -> images (B, C, H, W) in [-1, 1]."""
+
+    def __init__(self, latent_dim: int, width: int, channels: int, size: int) -> None:
+        super().__init__()
+        self.base = (2 * width, size // 4, size // 4)
+        self.project = nn.Sequential(
+            nn.Linear(latent_dim, int(np.prod(self.base)), bias=False),
+            nn.BatchNorm1d(int(np.prod(self.base))),
+            nn.ReLU(inplace=True),
+        )
+        self.upsample = nn.Sequential(
+            nn.ConvTranspose2d(2 * width, width, 4, stride=2, padding=1, bias=False),
+            nn.BatchNorm2d(width),
+            nn.ReLU(inplace=True),
+            nn.ConvTranspose2d(width, channels, 4, stride=2, padding=1),
+            nn.Tanh(),
+        )
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.upsample(self.project(z).view(-1, *self.base))
+
+
+class Discriminator(nn.Module):
+    """Images (B, C, H, W) in [-1, 1] -> real/fake logits (B,)."""
+
+    def __init__(self, width: int, channels: int, size: int) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Conv2d(channels, width, 4, stride=2, padding=1),
+            nn.LeakyReLU(0.2, inplace=True),
+            nn.Conv2d(width, 2 * width, 4, stride=2, padding=1, bias=False),
+            nn.BatchNorm2d(2 * width),
+            nn.LeakyReLU(0.2, inplace=True),
+            nn.Flatten(),
+            nn.Linear(2 * width * (size // 4) ** 2, 1),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x).squeeze(1)
+
+
+@register_family
+class DCGAN(Family):
+    """Deep convolutional GAN with the non-saturating loss."""
+
+    name = "dcgan"
+    default_factors = {
+        "upsampling": "transposed_conv",
+        "nonlinearity": "relu",
+        "normalization": "batch",
+        "downsampling": "strided_conv",
+        "skip": "none",
+        "loss": "non_saturating",
+    }
+    # The demo setting: about a minute on 2 CPU cores for 28x28 grayscale.
+    default_train = TrainSettings(steps=1500, batch_size=64, lr=2e-4, latent_dim=64, width=32)
+
+    def train(
+        self, images: np.ndarray, card: ModelCard, device: str = "cpu", progress: bool = True
+    ) -> dict[str, torch.Tensor]:
+        """Train generator and discriminator; return the generator's state dict on the CPU."""
+        c, h, _ = check_images(images)
+        s = card.train
+        if s.batch_size < 2:
+            raise InputError(f"dcgan needs train.batch_size >= 2 for batch norm, got {s.batch_size}")
+        with seeded(card.seed, device):
+            gen = Generator(s.latent_dim, s.width, c, h)
+            disc = Discriminator(s.width, c, h)
+            gen.apply(_init_weights)
+            disc.apply(_init_weights)
+            gen.to(device).train()
+            disc.to(device).train()
+            opt_g = torch.optim.Adam(gen.parameters(), lr=s.lr, betas=(0.5, 0.999))
+            opt_d = torch.optim.Adam(disc.parameters(), lr=s.lr, betas=(0.5, 0.999))
+            noise = make_generator(card.seed + 1, device)
+            data = images_to_tensor(images, device, -1.0, 1.0)
+
+            def step(real: torch.Tensor) -> dict[str, torch.Tensor]:
+                z = torch.randn(real.shape[0], s.latent_dim, generator=noise, device=device)
+                fake = gen(z)
+                logit_real, logit_fake = disc(real), disc(fake.detach())
+                loss_d = F.binary_cross_entropy_with_logits(
+                    logit_real, torch.ones_like(logit_real)
+                ) + F.binary_cross_entropy_with_logits(logit_fake, torch.zeros_like(logit_fake))
+                opt_d.zero_grad(set_to_none=True)
+                loss_d.backward()
+                opt_d.step()
+                # Non-saturating: G maximises log D(G(z)) rather than minimising log(1 - D(G(z))).
+                logit_gen = disc(fake)
+                loss_g = F.binary_cross_entropy_with_logits(logit_gen, torch.ones_like(logit_gen))
+                opt_g.zero_grad(set_to_none=True)
+                loss_g.backward()
+                opt_g.step()
+                return {"loss_d": loss_d.detach(), "loss_g": loss_g.detach()}
+
+            run_steps(step, data, card, progress)
+        return {k: v.detach().cpu().clone() for k, v in gen.state_dict().items()}
+
+    def sample(
+        self,
+        state: Mapping[str, torch.Tensor],
+        card: ModelCard,
+        image_shape: tuple[int, int, int],
+        n: int,
+        seed: int,
+        device: str = "cpu",
+        batch_size: int = 512,
+    ) -> np.ndarray:
+        """Draw ``n`` uint8 images (n, C, H, W) from the trained generator; deterministic in ``seed``."""
+        c, h, w = check_image_shape(image_shape)
+        gen = Generator(card.train.latent_dim, card.train.width, c, h)
+        load_state(gen, state, card, (c, h, w))
+        gen.to(device).eval()
+        return sample_from_latents(
+            lambda z: (gen(z) + 1.0) / 2.0, n, card.train.latent_dim, (c, h, w), seed, device, batch_size
+        )
