@@ -26,7 +26,7 @@ from manifpt_core.sources import (
     load_image_folder,
 )
 from manifpt_core.sources.idx import FASHION_MNIST_SPLITS
-from manifpt_core.steps.cache import Outcome, run_cached
+from manifpt_core.steps.cache import Outcome, require_record, run_cached
 from manifpt_core.store import Store, assign_splits, build_table, create_rows, manifest_record, write_manifest
 from manifpt_core.store.hashing import file_hash, rows_hash
 
@@ -160,9 +160,10 @@ def load_model_images(settings: Settings, model: str, generator_dir: Path) -> tu
     return images, [f"{model}/{p}" for p in paths]
 
 
-def ingest_generated(store: Store, settings: Settings, model: str, generator_hash: str, real_shape: tuple) -> Outcome:
+def ingest_generated(store: Store, settings: Settings, model: str) -> Outcome:
     """A generative model's images → ``images/<model>.zarr`` + ``manifests/<model>.parquet``."""
-    inputs = {"generator": generator_hash}
+    real_shape = tuple(require_record(store.images("real"), "the real images (ingestion)")["summary"]["image_shape"])
+    inputs = {"generator": require_record(store.generator(model), f"the generator {model!r}")["content_hash"]}
     step_settings = {"n_per_model": settings.n_per_model, "chunk_rows": settings.chunk_rows,
                      "resize": settings.source.resize, "filter": settings.source.resize_filter}
     manifest_path = store.source_manifest(model)

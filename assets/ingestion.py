@@ -1,0 +1,48 @@
+"""Step 1 assets: real images, generators (zoo entries or model folders) and their images."""
+
+import dagster as dg
+
+from assets._results import png_markdown, to_result
+from manifpt_core.steps import ingest_generated, ingest_real, materialize_generator
+from manifpt_core.steps.generators import GENERATOR_VERSION, GRID
+from manifpt_core.steps.ingest import INGEST_VERSION
+from pipelines.partitions import generative_models
+from pipelines.resources import ManifptResource
+
+GROUP = "ingestion"
+
+
+@dg.asset(group_name=GROUP, code_version=INGEST_VERSION, kinds={"zarr", "parquet"})
+def real_images(context: dg.AssetExecutionContext, manifpt: ManifptResource) -> dg.MaterializeResult:
+    """Real images split into the indexed reference set and the disjoint real class, with their manifest."""
+    return to_result(context, ingest_real(manifpt.store(), manifpt.settings()))
+
+
+@dg.asset(
+    group_name=GROUP,
+    code_version=GENERATOR_VERSION,
+    partitions_def=generative_models,
+    deps=[real_images],
+    pool="gpu",
+    kinds={"pytorch"},
+)
+def generator(context: dg.AssetExecutionContext, manifpt: ManifptResource) -> dg.MaterializeResult:
+    """A generative model: a zoo entry trained on the real reference images, or a user's folder of samples."""
+    outcome = materialize_generator(manifpt.store(), manifpt.settings(), context.partition_key)
+    extra = {}
+    if (outcome.path / GRID).is_file():
+        extra["samples"] = png_markdown(outcome.path / GRID, f"{context.partition_key} samples")
+    return to_result(context, outcome, **extra)
+
+
+@dg.asset(
+    group_name=GROUP,
+    code_version=INGEST_VERSION,
+    partitions_def=generative_models,
+    deps=[generator, real_images],
+    pool="gpu",
+    kinds={"zarr", "parquet"},
+)
+def generated_images(context: dg.AssetExecutionContext, manifpt: ManifptResource) -> dg.MaterializeResult:
+    """A generative model's images in the image store, with their manifest and 7:2:1 splits."""
+    return to_result(context, ingest_generated(manifpt.store(), manifpt.settings(), context.partition_key))

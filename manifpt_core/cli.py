@@ -1,0 +1,128 @@
+"""The ``manifpt`` command: run the main job through Dagster, or start the web UI on the same store.
+
+This module runs the Dagster code location in ``pipelines/``; it imports it
+lazily so the rest of ``manifpt_core`` stays free of dagster.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from manifpt_core.errors import ManifptError
+
+logger = logging.getLogger("manifpt")
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _prepare_env(args: argparse.Namespace) -> Path:
+    """Export the settings for the code location and point DAGSTER_HOME at ``<home>/dagster``."""
+    home = Path(args.home or os.environ.get("MANIFPT_HOME", ".manifpt")).absolute()
+    os.environ["MANIFPT_HOME"] = str(home)
+    os.environ["MANIFPT_PROFILE"] = args.profile
+    if args.config:
+        os.environ["MANIFPT_CONFIG"] = str(Path(args.config).absolute())
+    if args.device:
+        os.environ["MANIFPT_DEVICE"] = args.device
+    dagster_home = home / "dagster"
+    dagster_home.mkdir(parents=True, exist_ok=True)
+    template = REPO_ROOT / "dagster.yaml"
+    if not template.is_file():
+        raise ManifptError(f"{template} is missing: install manifpt from its repository with `pip install -e .`")
+    shutil.copyfile(template, dagster_home / "dagster.yaml")
+    os.environ["DAGSTER_HOME"] = str(dagster_home)
+    return home
+
+
+def run_main(args: argparse.Namespace) -> int:
+    """Materialize every asset, partition by partition, in dependency order."""
+    home = _prepare_env(args)
+    import dagster as dg
+
+    from pipelines.definitions import defs
+    from pipelines.jobs import MAIN_SEQUENCE
+    from pipelines.partitions import generative_models
+    from pipelines.resources import settings_from_env
+    from pipelines.sensors import configured_models
+
+    settings = settings_from_env()
+    instance = dg.DagsterInstance.get()
+    models = configured_models(settings)
+    known = set(instance.get_dynamic_partitions(generative_models.name))
+    new = [m for m in models if m not in known]
+    if new:
+        instance.add_dynamic_partitions(generative_models.name, new)
+    keys = {
+        "none": [None],
+        "model": models,
+        "space": list(settings.spaces),
+        "model_space": [dg.MultiPartitionKey({"model": m, "space": s}) for m in models for s in settings.spaces],
+    }
+    print(f"manifpt: profile {settings.profile!r}, models {models}, spaces {list(settings.spaces)}, home {home}")
+    started = time.perf_counter()
+    for job, kind in MAIN_SEQUENCE:
+        job_def = defs.resolve_job_def(job.name)
+        for key in keys[kind]:
+            t0 = time.perf_counter()
+            label = job.name + (f"[{key}]" if key else "")
+            print(f"manifpt: {label} ...", flush=True)
+            result = job_def.execute_in_process(instance=instance, partition_key=key, raise_on_error=True)
+            reused = _reused_count(result)
+            print(f"manifpt: {label} done in {time.perf_counter() - t0:.1f} s ({reused})", flush=True)
+    store = Path(home) / "store" / settings.dataset
+    print(f"manifpt: finished in {time.perf_counter() - started:.1f} s")
+    print(f"manifpt: report at {store / 'reports' / 'report.md'}")
+    return 0
+
+
+def _reused_count(result) -> str:
+    events = result.get_asset_materialization_events()
+    flags = [e.materialization.metadata.get("reused") for e in events]
+    n_reused = sum(1 for f in flags if f is not None and f.value)
+    return f"{len(flags)} materialized, {n_reused} reused from the store"
+
+
+def run_ui(args: argparse.Namespace) -> int:
+    """Replace this process with ``dagster dev`` bound to 127.0.0.1, on the same store and instance."""
+    _prepare_env(args)
+    dagster = Path(sys.executable).with_name("dagster")
+    cmd = [str(dagster), "dev", "-h", "127.0.0.1", "-p", str(args.port), "-w", str(REPO_ROOT / "workspace.yaml")]
+    print(f"manifpt: starting the Dagster UI at http://127.0.0.1:{args.port} (DAGSTER_HOME={os.environ['DAGSTER_HOME']})")
+    os.chdir(REPO_ROOT)
+    os.execv(cmd[0], cmd)
+    return 0  # not reached
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="manifpt", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, helptext in (("run", "run the whole pipeline (the main job) and print the report path"),
+                           ("ui", "start the Dagster web UI on 127.0.0.1")):
+        p = sub.add_parser(name, help=helptext)
+        p.add_argument("--profile", default=os.environ.get("MANIFPT_PROFILE", "demo"),
+                       help="settings profile: demo (default), tiny or full")
+        p.add_argument("--config", default=os.environ.get("MANIFPT_CONFIG"), help="TOML file overriding the profile")
+        p.add_argument("--home", default=None, help="folder for store/ and dagster/ (default $MANIFPT_HOME or ./.manifpt)")
+        p.add_argument("--device", default=None, choices=["auto", "cpu", "cuda"], help="compute device (default auto)")
+        if name == "ui":
+            p.add_argument("--port", type=int, default=3000)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return {"run": run_main, "ui": run_ui}[args.command](args)
+    except ManifptError as err:
+        print(f"manifpt: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
