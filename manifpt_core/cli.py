@@ -44,13 +44,15 @@ def run_main(args: argparse.Namespace) -> int:
     home = _prepare_env(args)
     import dagster as dg
 
-    from pipelines.definitions import defs
+    from pipelines.definitions import build_definitions
     from pipelines.jobs import MAIN_SEQUENCE
     from pipelines.partitions import generative_models
-    from pipelines.resources import settings_from_env
+    from pipelines.resources import resource_from_env
     from pipelines.sensors import configured_models
 
-    settings = settings_from_env()
+    resource = resource_from_env()
+    settings = resource.settings()
+    defs = build_definitions(resource)
     instance = dg.DagsterInstance.get()
     models = configured_models(settings)
     known = set(instance.get_dynamic_partitions(generative_models.name))

@@ -1,0 +1,93 @@
+"""The main job through Dagster, into a temp home, on a small folder benchmark; then again, warm."""
+
+import json
+
+import dagster as dg
+import pytest
+
+from manifpt_core.cli import main
+from pipelines.definitions import build_definitions
+from pipelines.resources import ManifptResource
+from pipelines.sensors import model_discovery_sensor
+from tests.conftest import make_benchmark
+
+ALL_ASSETS = {
+    "real_images", "generator", "generated_images", "real_embeddings", "generated_embeddings",
+    "reference_index", "real_artifacts", "generated_artifacts", "attributor", "raw_control", "attribution_report",
+}
+
+
+def write_config(tmp_path):
+    root = make_benchmark(tmp_path / "bench")
+    config = tmp_path / "bench.toml"
+    config.write_text(
+        f"""
+dataset = "bench"
+n_reference = 120
+n_real_class = 60
+zoo = []
+chunk_rows = 16
+block_rows = 32
+[source]
+kind = "folder"
+path = "{root}"
+[attributor]
+epochs = 2
+batch_size = 32
+widths = [8, 16]
+"""
+    )
+    return config
+
+
+def materializations(instance):
+    """(asset name, materialization) for every materialization the instance recorded."""
+    out = []
+    for key in instance.get_asset_keys():
+        events = instance.fetch_materializations(key, limit=1000).records
+        out += [(key.to_user_string(), e.asset_materialization) for e in events]
+    return out
+
+
+@pytest.mark.slow
+def test_main_run_materializes_everything_then_reuses(tmp_path, monkeypatch, capsys):
+    for var in ("MANIFPT_HOME", "MANIFPT_PROFILE", "MANIFPT_CONFIG", "MANIFPT_DEVICE", "DAGSTER_HOME"):
+        monkeypatch.delenv(var, raising=False)
+    config = write_config(tmp_path)
+    home = tmp_path / "home"
+    args = ["run", "--profile", "tiny", "--config", str(config), "--home", str(home), "--device", "cpu"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    report = home / "store" / "bench" / "reports" / "report.md"
+    assert f"report at {report}" in out
+    assert report.is_file()
+    assert json.loads((report.parent / "report.json").read_text())["classes"] == ["real", "alpha", "beta"]
+
+    instance = dg.DagsterInstance.from_config(str(home / "dagster"))
+    first = materializations(instance)
+    assert {name for name, _ in first} == ALL_ASSETS
+    # 1 real + 2x2 per model + 3x2 per space + 2x4 per model and space + 2 attributors + control + report
+    assert len(first) == 1 + 4 + 6 + 8 + 2 + 2
+    assert not any(m.metadata["reused"].value for _, m in first)
+    assert all(m.tags.get("dagster/data_version") for _, m in first)
+
+    assert main(args) == 0
+    all_events = materializations(instance)
+    assert len(all_events) == 2 * len(first)
+    reused = [m.metadata["reused"].value for _, m in all_events]
+    assert sum(reused) == len(first)  # every second-run materialization reused the store
+    instance.dispose()
+
+
+def test_discovery_sensor_registers_new_models(tmp_path):
+    config = write_config(tmp_path)
+    resource = ManifptResource(home=str(tmp_path / "home"), profile="tiny", config_file=str(config))
+    with dg.instance_for_test() as instance:
+        defs = build_definitions(resource)
+        sensor = defs.resolve_sensor_def("model_discovery_sensor")
+        ctx = dg.build_sensor_context(instance=instance, resources={"manifpt": resource})
+        result = sensor(ctx)
+        (request,) = result.dynamic_partitions_requests
+        assert sorted(request.partition_keys) == ["alpha", "beta"]
+        instance.add_dynamic_partitions("generative_models", list(request.partition_keys))
+        assert model_discovery_sensor(ctx).skip_reason
