@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -25,24 +26,27 @@ class FitSettings:
     blocks_per_stage: int = 1
 
     def __post_init__(self) -> None:
+        # Values are coerced to plain int/float/tuple (numpy scalars from configs are fine) so
+        # settings stay hashable and serialize under torch.load(weights_only=True).
         for name in ("epochs", "batch_size", "patience", "blocks_per_stage"):
+            object.__setattr__(self, name, _positive_int(f"FitSettings.{name}", getattr(self, name)))
+        for name, allow_zero in (("lr", False), ("weight_decay", True)):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise InputError(f"FitSettings.{name} must be a positive int, got {value!r}")
-        for name, minimum in (("lr", "positive"), ("weight_decay", "non-negative")):
-            value = getattr(self, name)
-            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-            if not ok or value < 0 or (minimum == "positive" and value == 0):
-                raise InputError(f"FitSettings.{name} must be a {minimum} finite number, got {value!r}")
-        widths = self.widths
-        if (
-            not isinstance(widths, (tuple, list))
-            or not widths
-            or any(isinstance(w, bool) or not isinstance(w, int) or w < 1 for w in widths)
-        ):
-            raise InputError(f"FitSettings.widths must be a non-empty tuple of positive ints, got {widths!r}")
-        # Frozen dataclass: normalize a list to a tuple so settings stay hashable.
-        object.__setattr__(self, "widths", tuple(widths))
+            ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+            if not ok or value < 0 or (value == 0 and not allow_zero):
+                kind = "non-negative" if allow_zero else "positive"
+                raise InputError(f"FitSettings.{name} must be a {kind} finite number, got {value!r}")
+            object.__setattr__(self, name, float(value))
+        if not isinstance(self.widths, (tuple, list)) or not self.widths:
+            raise InputError(f"FitSettings.widths must be a non-empty tuple of positive ints, got {self.widths!r}")
+        widths = tuple(_positive_int(f"FitSettings.widths[{i}]", w) for i, w in enumerate(self.widths))
+        object.__setattr__(self, "widths", widths)
+
+
+def _positive_int(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise InputError(f"{name} must be a positive int, got {value!r}")
+    return int(value)
 
 
 @dataclass

@@ -66,7 +66,15 @@ def _batch(x: np.ndarray, index: np.ndarray | slice, mean: torch.Tensor, std: to
     return (xb - mean) / std
 
 
-def _evaluate(net, x, mean_t, std_t, device, batch_size, want_features):
+def _evaluate(
+    net: SmallResNet,
+    x: np.ndarray,
+    mean_t: torch.Tensor,
+    std_t: torch.Tensor,
+    device: str,
+    batch_size: int,
+    want_features: bool,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Logits (float32, CPU) and optionally pooled features for all of x, in batches."""
     logits, feats = [], []
     net.eval()
@@ -78,6 +86,37 @@ def _evaluate(net, x, mean_t, std_t, device, batch_size, want_features):
             if want_features:
                 feats.append(f.float().cpu())
     return torch.cat(logits), (torch.cat(feats) if want_features else None)
+
+
+def _train_epoch(
+    net: SmallResNet,
+    optimizer: torch.optim.Optimizer,
+    x: np.ndarray,
+    y: torch.Tensor,
+    mean_t: torch.Tensor,
+    std_t: torch.Tensor,
+    order_gen: torch.Generator,
+    batch_size: int,
+    device: str,
+) -> tuple[float, float]:
+    """One pass over (x, y) in an order drawn from ``order_gen``; returns mean loss and accuracy."""
+    net.train()
+    order = torch.randperm(len(x), generator=order_gen).numpy()
+    loss_sum, correct = 0.0, 0
+    for start in range(0, len(order), batch_size):
+        index = order[start : start + batch_size]
+        xb = _batch(x, index, mean_t, std_t)
+        yb = y[index].to(device, non_blocking=True)
+        with autocast_for(device):
+            logits = net(xb)
+        # Loss in float32: bf16 logits would make the softmax needlessly coarse.
+        loss = F.cross_entropy(logits.float(), yb)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        loss_sum += loss.item() * len(index)
+        correct += int((logits.argmax(1) == yb).sum())
+    return loss_sum / len(x), correct / len(x)
 
 
 def fit_attributor(
@@ -122,54 +161,43 @@ def fit_attributor(
     mean_t = torch.from_numpy(mean).view(1, -1, 1, 1).to(device)
     std_t = torch.from_numpy(std).view(1, -1, 1, 1).to(device)
     torch.manual_seed(int(seed))
-    generator = torch.Generator().manual_seed(int(seed))
+    order_gen = torch.Generator().manual_seed(int(seed))
     net = SmallResNet(in_channels, num_classes, settings.widths, settings.blocks_per_stage).to(device)
     optimizer = torch.optim.Adam(net.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
     y_train_t = torch.from_numpy(y_train)
 
     history: list[dict[str, float]] = []
     best_state, best_epoch, best_acc, stale = None, 0, -1.0, 0
-    bar = tqdm(range(1, settings.epochs + 1), desc="fit attributor", unit="epoch", disable=not progress)
-    for epoch in bar:
-        net.train()
-        order = torch.randperm(len(x_train), generator=generator).numpy()
-        loss_sum, correct = 0.0, 0
-        for start in range(0, len(order), settings.batch_size):
-            index = order[start : start + settings.batch_size]
-            xb = _batch(x_train, index, mean_t, std_t)
-            yb = y_train_t[index].to(device, non_blocking=True)
-            with autocast_for(device):
-                logits = net(xb)
-            loss = F.cross_entropy(logits.float(), yb)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            loss_sum += loss.item() * len(index)
-            correct += int((logits.argmax(1) == yb).sum())
-        val_logits, _ = _evaluate(net, x_val, mean_t, std_t, device, max(settings.batch_size, 512), False)
-        val_acc = float((val_logits.argmax(1).numpy() == y_val).mean())
-        row = {
-            "epoch": epoch,
-            "train_loss": loss_sum / len(x_train),
-            "train_accuracy": correct / len(x_train),
-            "val_accuracy": val_acc,
-        }
-        history.append(row)
-        logger.info(
-            "epoch %d/%d: train_loss=%.4f train_acc=%.4f val_acc=%.4f",
-            epoch, settings.epochs, row["train_loss"], row["train_accuracy"], val_acc,
-        )
-        bar.set_postfix(loss=f"{row['train_loss']:.3f}", val_acc=f"{val_acc:.3f}")
-        if val_acc > best_acc:
-            # Copy to CPU: state_dict() returns views of live parameters that later steps overwrite.
-            best_state = {k: v.detach().to("cpu", copy=True) for k, v in net.state_dict().items()}
-            best_epoch, best_acc, stale = epoch, val_acc, 0
-        else:
-            stale += 1
-            if stale >= settings.patience:
-                logger.info("early stop after epoch %d: best val_acc=%.4f at epoch %d", epoch, best_acc, best_epoch)
-                break
-    bar.close()
+    with tqdm(range(1, settings.epochs + 1), desc="fit attributor", unit="epoch", disable=not progress) as bar:
+        for epoch in bar:
+            train_loss, train_acc = _train_epoch(
+                net, optimizer, x_train, y_train_t, mean_t, std_t, order_gen, settings.batch_size, device
+            )
+            val_logits, _ = _evaluate(net, x_val, mean_t, std_t, device, max(settings.batch_size, 512), False)
+            val_acc = float((val_logits.argmax(1).numpy() == y_val).mean())
+            row = {
+                "epoch": epoch,
+                "train_loss": train_loss,
+                "train_accuracy": train_acc,
+                "val_accuracy": val_acc,
+            }
+            history.append(row)
+            logger.info(
+                "epoch %d/%d: train_loss=%.4f train_acc=%.4f val_acc=%.4f",
+                epoch, settings.epochs, row["train_loss"], row["train_accuracy"], val_acc,
+            )
+            bar.set_postfix(loss=f"{row['train_loss']:.3f}", val_acc=f"{val_acc:.3f}")
+            if val_acc > best_acc:
+                # Copy to CPU: state_dict() returns views of live parameters that later steps overwrite.
+                best_state = {k: v.detach().to("cpu", copy=True) for k, v in net.state_dict().items()}
+                best_epoch, best_acc, stale = epoch, val_acc, 0
+            else:
+                stale += 1
+                if stale >= settings.patience:
+                    logger.info(
+                        "early stop at epoch %d: best val_acc=%.4f at epoch %d", epoch, best_acc, best_epoch
+                    )
+                    break
     return FitResult(
         state_dict=best_state,
         mean=mean,
@@ -185,7 +213,7 @@ def fit_attributor(
 
 def predict_logits(
     result: FitResult, x: np.ndarray, device: str = "cpu", batch_size: int = 512, return_features: bool = False
-):
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Logits (N, num_classes) float32 for artifacts ``x``; with return_features also (N, D) features."""
     if not isinstance(result, FitResult):
         raise InputError(f"result must be a FitResult, got {type(result).__name__}")
@@ -204,7 +232,7 @@ def predict_logits(
 
 def predict(
     result: FitResult, x: np.ndarray, device: str = "cpu", batch_size: int = 512, return_features: bool = False
-):
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Predicted labels (N,) int64 for artifacts ``x`` (float32, (N, C, H, W)).
 
     With ``return_features=True`` returns ``(labels, features)``, features being the

@@ -14,7 +14,14 @@ and import it below.
 """
 
 from manifpt_core.zoo.cards import DESIGN_FACTORS, ModelCard, TrainSettings
-from manifpt_core.zoo.registry import Family, families, get_family, load_checkpoint, register_family, save_checkpoint
+from manifpt_core.zoo.registry import (
+    Family,
+    families,
+    get_family,
+    load_checkpoint,
+    register_family,
+    save_checkpoint,
+)
 
 # Imported for their registration side effect; each adds one family.
 from manifpt_core.zoo import dcgan, vae  # noqa: E402,F401  isort: skip

@@ -37,7 +37,7 @@ DESIGN_FACTORS: dict[str, tuple[str, ...]] = {
 }
 
 NAME_RULE = r"^[a-z0-9][a-z0-9_-]{0,63}$"
-_NAME_RE = re.compile(NAME_RULE)
+NAME_RE = re.compile(NAME_RULE)
 # Seeds go to torch.manual_seed, which takes a 64-bit integer.
 _MAX_SEED = 2**63 - 1
 
@@ -114,7 +114,8 @@ class TrainSettings:
         """Build settings from a dict; unknown keys raise InputError listing the valid ones."""
         valid = [f.name for f in dataclasses.fields(cls)]
         _reject_unknown_keys(d, valid, "train settings")
-        missing = [f.name for f in dataclasses.fields(cls) if f.default is dataclasses.MISSING and f.name not in d]
+        required = [f.name for f in dataclasses.fields(cls) if f.default is dataclasses.MISSING]
+        missing = [k for k in required if k not in d]
         if missing:
             raise InputError(f"train settings miss key(s) {', '.join(missing)}")
         return cls(**d)
@@ -138,7 +139,7 @@ class ModelCard:
     train: TrainSettings | None = None
 
     def __post_init__(self) -> None:
-        if not isinstance(self.name, str) or not _NAME_RE.match(self.name):
+        if not isinstance(self.name, str) or not NAME_RE.match(self.name):
             raise InputError(
                 f"bad model card name {self.name!r}: it becomes a file and partition name, so it must "
                 f"match {NAME_RULE} (lowercase letters, digits, '_' or '-', at most 64 characters)"

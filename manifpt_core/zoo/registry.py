@@ -7,8 +7,11 @@ import in ``manifpt_core/zoo/__init__.py``.
 
 from __future__ import annotations
 
+import abc
+import inspect
 import logging
 import os
+import pickle
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -18,18 +21,25 @@ import numpy as np
 import torch
 
 from manifpt_core.errors import InputError
-from manifpt_core.zoo.cards import _NAME_RE, DESIGN_FACTORS, NAME_RULE, ModelCard, TrainSettings, check_factors
+from manifpt_core.zoo.cards import (
+    DESIGN_FACTORS,
+    NAME_RE,
+    NAME_RULE,
+    ModelCard,
+    TrainSettings,
+    check_factors,
+)
 
 logger = logging.getLogger(__name__)
 
 _FAMILIES: dict[str, type[Family]] = {}
 
 
-class Family:
+class Family(abc.ABC):
     """A kind of generative model that trains on images and samples new ones.
 
-    Subclasses set the class attributes and implement :meth:`train` and
-    :meth:`sample`. Families hold no state: everything a trained model needs is
+    Subclasses set the class attributes and implement the abstract
+    :meth:`train` and :meth:`sample`. Families hold no state: everything a trained model needs is
     in the state dict that :meth:`train` returns plus the card.
 
     Class attributes:
@@ -47,7 +57,7 @@ class Family:
     default_train: ClassVar[TrainSettings]
 
     def resolve_factors(self, given: Mapping[str, str], train: TrainSettings) -> dict[str, str]:
-        """Complete a card's (possibly partial) factors with the defaults and check the family implements them.
+        """Complete a card's (possibly partial) factors with the defaults; check the family implements them.
 
         Override when a factor follows from the training settings (e.g. the
         loss of a VAE from ``beta``).
@@ -62,12 +72,14 @@ class Family:
                 )
         return full
 
+    @abc.abstractmethod
     def train(
         self, images: np.ndarray, card: ModelCard, device: str = "cpu", progress: bool = True
     ) -> dict[str, torch.Tensor]:
         """Train on uint8 images of shape (N, C, H, W); return the generator's state dict on the CPU."""
         raise NotImplementedError
 
+    @abc.abstractmethod
     def sample(
         self,
         state: Mapping[str, torch.Tensor],
@@ -86,13 +98,16 @@ def register_family(cls: type[Family]) -> type[Family]:
     """Class decorator that adds a :class:`Family` subclass to the registry."""
     if not (isinstance(cls, type) and issubclass(cls, Family)):
         raise InputError(f"only Family subclasses can be registered, got {cls!r}")
+    if inspect.isabstract(cls):
+        raise InputError(f"{cls.__qualname__} must implement train and sample to be registered")
     name = getattr(cls, "name", None)
-    if not isinstance(name, str) or not _NAME_RE.match(name):
+    if not isinstance(name, str) or not NAME_RE.match(name):
         raise InputError(f"family name {name!r} of {cls.__qualname__} must match {NAME_RULE}")
     factors = getattr(cls, "default_factors", None)
     if not isinstance(factors, dict) or set(factors) != set(DESIGN_FACTORS):
         raise InputError(
-            f"{cls.__qualname__}.default_factors must give all of {', '.join(DESIGN_FACTORS)}, got {factors!r}"
+            f"{cls.__qualname__}.default_factors must give all of {', '.join(DESIGN_FACTORS)}, "
+            f"got {factors!r}"
         )
     check_factors(factors)
     for key, values in cls.supported_factors.items():
@@ -112,7 +127,8 @@ def get_family(name: str) -> Family:
     """The registered family called ``name``; an unknown name raises InputError listing the families."""
     cls = _FAMILIES.get(name) if isinstance(name, str) else None
     if cls is None:
-        raise InputError(f"unknown model family {name!r}; registered families: {', '.join(families()) or '(none)'}")
+        known = ", ".join(families()) or "(none)"
+        raise InputError(f"unknown model family {name!r}; registered families: {known}")
     return cls()
 
 
@@ -156,8 +172,12 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         raise InputError(f"checkpoint {path} does not exist; train the model first")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise InputError(f"checkpoint {path} is corrupt or not a torch state dict ({err}); delete it and retrain") from err
+    # These are what torch.load raises for a truncated, garbled or non-weights file; OSError
+    # (e.g. permissions) is not corruption and propagates as is.
+    except (RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as err:
+        raise InputError(
+            f"checkpoint {path} is corrupt or not a torch state dict ({err}); delete it and retrain"
+        ) from err
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise InputError(f"checkpoint {path} does not hold a state dict of tensors; delete it and retrain")
     return state

@@ -48,7 +48,10 @@ def check_image_shape(shape: tuple[int, int, int]) -> tuple[int, int, int]:
 def check_images(images: np.ndarray) -> tuple[int, int, int]:
     """Check a training set is uint8 (N, C, H, W) with N >= 1; return ``(C, H, W)``."""
     if not isinstance(images, np.ndarray) or images.dtype != np.uint8 or images.ndim != 4:
-        got = f"{images.dtype} array of shape {images.shape}" if isinstance(images, np.ndarray) else type(images).__name__
+        if isinstance(images, np.ndarray):
+            got = f"{images.dtype} array of shape {images.shape}"
+        else:
+            got = type(images).__name__
         raise InputError(f"training images must be a uint8 array of shape (N, C, H, W), got {got}")
     if images.shape[0] == 0:
         raise InputError("the training set is empty; give at least one image")

@@ -42,6 +42,16 @@ def make_patterns(n_per_class: int, seed: int, noise: float = 0.8) -> tuple[np.n
     return x[order], y[order]
 
 
+@pytest.fixture(scope="module", autouse=True)
+def single_thread():
+    # Tiny models gain little from intra-op threads, and on a shared 2-core machine OpenMP
+    # threads spin-waiting against other processes slow training ~20x; one thread is stable.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def data():
     return make_patterns(150, seed=1), make_patterns(60, seed=2), make_patterns(100, seed=3)
@@ -215,3 +225,10 @@ def test_save_load_round_trip(tmp_path, data, trained):
     (tmp_path / "junk.pt").write_bytes(b"not a torch file")
     with pytest.raises(InputError, match="cannot read"):
         load_attributor(tmp_path / "junk.pt")
+
+
+def test_settings_coerce_numpy_scalars_and_lists():
+    settings = FitSettings(epochs=np.int64(4), lr=np.float32(0.01), widths=[8, np.int64(16)])
+    assert settings.epochs == 4 and type(settings.epochs) is int
+    assert type(settings.lr) is float and settings.widths == (8, 16)
+    hash(settings)  # still usable as a cache key
