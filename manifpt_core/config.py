@@ -101,8 +101,8 @@ PROFILES: dict[str, dict[str, Any]] = {
         "n_real_class": 2000,
         "n_per_model": 2000,
         "zoo": _DEMO_ZOO,
-        "attributor": {"epochs": 8, "patience": 3},
-        "seeds": [0],
+        "attributor": {"epochs": 15, "patience": 4},
+        "seeds": [0, 1, 2],
     },
     # Small enough for the test suite: every step runs, in seconds.
     "tiny": {

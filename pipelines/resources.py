@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 import dagster as dg
@@ -34,7 +35,7 @@ class ManifptResource(dg.ConfigurableResource):
     def settings(self) -> Settings:
         settings = load_settings(self.profile, self.config_file or None)
         if self.device != settings.device:
-            settings = Settings(**{**settings.__dict__, "device": self.device})
+            settings = dataclasses.replace(settings, device=self.device)
         return settings
 
     def store(self) -> Store:

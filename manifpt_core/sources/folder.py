@@ -23,6 +23,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from manifpt_core.errors import InputError
+from manifpt_core.store.layout import NAME_RULE
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +37,7 @@ RESIZE_FILTERS: dict[str, Image.Resampling] = {
     "box": Image.Resampling.BOX,
 }
 
-MODEL_NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+MODEL_NAME_PATTERN = NAME_RULE
 
 _CHANNELS = {"L": 1, "RGB": 3}
 # What PIL raises on unreadable or corrupt files; re-raised as InputError with the file name.

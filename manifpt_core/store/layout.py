@@ -10,7 +10,8 @@ from pathlib import Path
 from manifpt_core.errors import InputError
 
 DEFAULT_HOME = ".manifpt"
-NAME_RULE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+NAME_RULE = re.compile(NAME_PATTERN)
 
 
 def check_name(kind: str, name: str) -> str:
@@ -29,7 +30,7 @@ def default_home() -> Path:
 
 @dataclass(frozen=True)
 class Store:
-    """Paths of one dataset's products under the store root (see docs/store.md)."""
+    """Paths of one dataset's products under the store root (layout in the README)."""
 
     root: Path
     dataset: str

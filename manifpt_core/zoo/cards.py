@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from manifpt_core.errors import InputError
+from manifpt_core.store.layout import NAME_PATTERN
+from manifpt_core.store.layout import NAME_RULE as NAME_REGEX
 
 # The six design factors of the ManiFPT paper (Table 5) and their allowed values.
 DESIGN_FACTORS: dict[str, tuple[str, ...]] = {
@@ -36,8 +37,8 @@ DESIGN_FACTORS: dict[str, tuple[str, ...]] = {
     ),
 }
 
-NAME_RULE = r"^[a-z0-9][a-z0-9_-]{0,63}$"
-NAME_RE = re.compile(NAME_RULE)
+NAME_RULE = NAME_PATTERN
+NAME_RE = NAME_REGEX
 # Seeds go to torch.manual_seed, which takes a 64-bit integer.
 _MAX_SEED = 2**63 - 1
 

@@ -1,0 +1,53 @@
+"""Settings: profiles, TOML overrides, and errors that list the valid choices."""
+
+import pytest
+
+from manifpt_core.config import load_settings
+from manifpt_core.errors import InputError
+
+
+def test_toml_overrides_the_profile_key_by_key(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text('n_reference = 500\n[attributor]\nepochs = 3\n[source]\nkind = "folder"\npath = "/data/x"\n')
+    s = load_settings("demo", path)
+    assert s.n_reference == 500 and s.attributor.epochs == 3
+    assert s.attributor.patience == load_settings("demo").attributor.patience  # untouched keys keep the profile's
+    assert s.source.kind == "folder" and s.source.path == "/data/x"
+
+
+@pytest.mark.parametrize(
+    "text, match",
+    [
+        ("n_referense = 5\n", r"unknown key\(s\) \['n_referense'\].*valid keys: .*n_reference"),
+        ("[attributor]\nepoch = 5\n", r"unknown key\(s\) \['epoch'\].*\[attributor\].*epochs"),
+        ("[source]\nkind = 'zip'\n", r"source.kind = 'zip' is not one of \('fashion_mnist', 'folder'\)"),
+        ("spaces = ['rgb', 'sift']\n", r"unknown embedding space 'sift'; valid spaces: freq, rgb"),
+        ("device = 'tpu'\n", r"device = 'tpu' is not one of"),
+        ("n_per_model = 0\n", r"n_per_model must be positive, got 0"),
+        ("[source]\nkind = 'folder'\n", r"needs source.path"),
+        ("dataset = 'My Data'\n", r"invalid dataset name 'My Data'"),
+        ("not toml [", r"is not valid TOML"),
+    ],
+)
+def test_bad_settings_name_the_value_and_the_fix(tmp_path, text, match):
+    path = tmp_path / "c.toml"
+    path.write_text(text)
+    with pytest.raises(InputError, match=match):
+        load_settings("demo", path)
+
+
+def test_unknown_profile_and_missing_file():
+    with pytest.raises(InputError, match=r"valid profiles: \['demo', 'full', 'tiny'\]"):
+        load_settings("huge")
+    with pytest.raises(InputError, match="does not exist"):
+        load_settings("demo", "/nonexistent/manifpt.toml")
+
+
+def test_zoo_names_must_be_unique_and_not_real(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text('[[zoo]]\nname = "real"\nfamily = "vae"\n')
+    with pytest.raises(InputError, match="'real' is reserved"):
+        load_settings("demo", path)
+    path.write_text('[[zoo]]\nname = "a"\nfamily = "vae"\n[[zoo]]\nname = "a"\nfamily = "dcgan"\n')
+    with pytest.raises(InputError, match="twice"):
+        load_settings("demo", path)

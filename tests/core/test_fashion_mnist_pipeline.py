@@ -1,0 +1,57 @@
+"""The embedded default, shrunk: Fashion-MNIST + the zoo (a few training steps) through every step."""
+
+import json
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from manifpt_core import steps
+from manifpt_core.config import load_settings, settings_from_dict, PROFILES
+from manifpt_core.store import Store, open_array
+
+
+@pytest.mark.slow
+def test_fashion_mnist_and_zoo_end_to_end(tmp_path):
+    settings = settings_from_dict({**PROFILES["tiny"], "profile": "tiny", "n_reference": 300, "n_real_class": 100,
+                                   "n_per_model": 100, "device": "cpu"})
+    store = Store(tmp_path, settings.dataset)
+    real = steps.ingest_real(store, settings)
+    assert real.summary["image_shape"] == [1, 28, 28]
+    assert real.summary["n_reference"] == 300 and real.summary["n_real_class"] == 100
+    manifest = pq.read_table(store.source_manifest("real")).to_pydict()
+    assert all(p.startswith("fashion_mnist/train/") for p in manifest["path"][:300])
+    assert all(p.startswith("fashion_mnist/test/") for p in manifest["path"][300:])
+    assert set(manifest["label"]) <= set(range(10))
+    models = [card.name for card in settings.zoo]
+    for model in models:
+        gen = steps.materialize_generator(store, settings, model)
+        assert gen.summary["kind"] == "zoo" and (gen.path / "samples.png").is_file()
+        images = steps.ingest_generated(store, settings, model)
+        stored = open_array(images.path)
+        assert stored.shape == (100, 1, 28, 28) and stored.dtype == np.uint8
+    for space in settings.spaces:
+        for source in ["real", *models]:
+            steps.embed_source(store, settings, space, source)
+        steps.build_index(store, settings, space)
+        for source in ["real", *models]:
+            steps.materialize_artifacts(store, settings, space, source)
+    for space in [*settings.spaces, steps.RAW]:
+        steps.train_attributors(store, settings, space, models)
+    report = steps.write_report(store, settings, models)
+    data = json.loads((report.path / "report.json").read_text())
+    assert data["classes"] == ["real", "dcgan", "vae"]
+    assert set(data["sample_grids"]) == {"dcgan", "vae"}
+    # Sampling is seeded by the card: the same generator gives the same images again.
+    again = steps.ingest_generated(store, settings, "dcgan")
+    assert again.reused
+    fresh = Store(tmp_path / "again", settings.dataset)
+    steps.ingest_real(fresh, settings)
+    steps.materialize_generator(fresh, settings, "dcgan")
+    assert steps.ingest_generated(fresh, settings, "dcgan").content_hash == again.content_hash
+
+
+def test_demo_and_full_profiles_load():
+    demo = load_settings("demo")
+    assert [c.name for c in demo.zoo] == ["dcgan", "vae"] and len(demo.seeds) >= 3
+    assert load_settings("full").n_reference > demo.n_reference
