@@ -27,12 +27,13 @@ from manifpt_core.sources import (
 )
 from manifpt_core.sources.idx import FASHION_MNIST_SPLITS
 from manifpt_core.steps.cache import Outcome, require_record, run_cached
+from manifpt_core.steps.sanity import FD_SPACE, frechet_to_real, real_floor, real_splits
 from manifpt_core.store import Store, assign_splits, build_table, create_rows, manifest_record, write_manifest
 from manifpt_core.store.hashing import file_hash, rows_hash
 
 logger = logging.getLogger(__name__)
 
-INGEST_VERSION = "1"
+INGEST_VERSION = "2"
 
 
 def _resize(settings: Settings) -> Resize | None:
@@ -110,6 +111,7 @@ def ingest_real(store: Store, settings: Settings) -> Outcome:
         labels = np.concatenate([ref_y[ref_i], cls_y[cls_i]])
         splits = ["reference"] * len(ref_i) + assign_splits([cls_o[i] for i in cls_i])
         content_hash = _write_images(tmp, images, settings.chunk_rows)
+        floor = real_floor(images[: len(ref_i)], images[len(ref_i) :], settings.data_seed)
         table = build_table("real", origins, hashes, splits, images.shape[1:], labels)
         write_manifest(table, manifest_path, {"fingerprint": fp, "content_hash": content_hash})
         summary = {
@@ -119,6 +121,8 @@ def ingest_real(store: Store, settings: Settings) -> Outcome:
             "dropped_duplicates_of_reference": n_dupes,
             "image_shape": list(images.shape[1:]),
             "manifest": str(manifest_path),
+            "frechet_space": FD_SPACE,
+            "frechet_real_floor": floor,
         }
         return content_hash, summary
 
@@ -162,8 +166,12 @@ def load_model_images(settings: Settings, model: str, generator_dir: Path) -> tu
 
 def ingest_generated(store: Store, settings: Settings, model: str) -> Outcome:
     """A generative model's images → ``images/<model>.zarr`` + ``manifests/<model>.parquet``."""
-    real_shape = tuple(require_record(store.images("real"), "the real images (ingestion)")["summary"]["image_shape"])
-    inputs = {"generator": require_record(store.generator(model), f"the generator {model!r}")["content_hash"]}
+    real = require_record(store.images("real"), "the real images (ingestion)")
+    real_shape = tuple(real["summary"]["image_shape"])
+    inputs = {
+        "generator": require_record(store.generator(model), f"the generator {model!r}")["content_hash"],
+        "real_images": real["content_hash"],  # the sanity distance is measured against them
+    }
     step_settings = {"n_per_model": settings.n_per_model, "chunk_rows": settings.chunk_rows,
                      "resize": settings.source.resize, "filter": settings.source.resize_filter}
     manifest_path = store.source_manifest(model)
@@ -178,6 +186,10 @@ def ingest_generated(store: Store, settings: Settings, model: str) -> Outcome:
         content_hash = _write_images(tmp, images, settings.chunk_rows)
         table = build_table(model, origins, rows_hash(images), assign_splits(origins), images.shape[1:])
         write_manifest(table, manifest_path, {"fingerprint": fp, "content_hash": content_hash})
-        return content_hash, {"n_samples": len(images), "image_shape": list(images.shape[1:]), "manifest": str(manifest_path)}
+        fd = frechet_to_real(images, *real_splits(store, real["summary"]["n_reference"]))
+        logger.info("%s: Fréchet distance to held-out real images %.3f (real floor %.3f)",
+                    model, fd, real["summary"]["frechet_real_floor"])
+        return content_hash, {"n_samples": len(images), "image_shape": list(images.shape[1:]),
+                              "manifest": str(manifest_path), "frechet_space": FD_SPACE, "frechet_to_real": fd}
 
     return _run_with_manifest(store, model, manifest_path, inputs, step_settings, compute)

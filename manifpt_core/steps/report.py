@@ -18,7 +18,7 @@ from manifpt_core.steps.cache import Outcome, require_record, run_cached
 from manifpt_core.steps.generators import GRID
 from manifpt_core.store import Store, combine_hashes
 
-REPORT_VERSION = "1"
+REPORT_VERSION = "2"
 
 
 def _fmt(mean: float, std: float | None) -> str:
@@ -32,6 +32,7 @@ def write_report(store: Store, settings: Settings, models: list[str]) -> Outcome
               for r in rows}
     for model in models:
         inputs[f"generator/{model}"] = require_record(store.generator(model), f"the generator {model!r}")["content_hash"]
+        inputs[f"images/{model}"] = require_record(store.images(model), f"the images of {model!r}")["content_hash"]
 
     def compute(tmp: Path, fp: str) -> tuple[str, dict[str, Any]]:
         figures = tmp / "figures"
@@ -44,12 +45,18 @@ def write_report(store: Store, settings: Settings, models: list[str]) -> Outcome
                           "accuracy_mean": m["accuracy_mean"], "accuracy_std": m["accuracy_std"],
                           "seeds": m["seeds"], "n_test": m["n_test"], "per_seed": [s["test_accuracy"] for s in m["per_seed"]],
                           "confusion": m["confusion"], "figure": f"figures/confusion_{row}.png"})
-        grids = {}
+        grids, generators = {}, []
         for model in models:
             grid = store.generator(model) / GRID
             if grid.is_file():
                 shutil.copyfile(grid, figures / f"samples_{model}.png")
                 grids[model] = f"figures/samples_{model}.png"
+            gen = require_record(store.generator(model), f"the generator {model!r}")["summary"]
+            images = require_record(store.images(model), f"the images of {model!r}")["summary"]
+            card = gen.get("card", {})
+            generators.append({"model": model, "family": card.get("family", "folder"),
+                               "factors": card.get("factors", {}), "n_samples": images["n_samples"],
+                               "frechet_to_real": images["frechet_to_real"]})
         real = require_record(store.images("real"), "the real images")["summary"]
         report = {
             "dataset": store.dataset,
@@ -60,6 +67,9 @@ def write_report(store: Store, settings: Settings, models: list[str]) -> Outcome
                         "per_model": settings.n_per_model},
             "main_table": table,
             "sample_grids": grids,
+            "generators": generators,
+            "frechet_space": real["frechet_space"],
+            "frechet_real_floor": real["frechet_real_floor"],
             "inputs": inputs,
             "fingerprint": fp,
         }
@@ -91,6 +101,19 @@ def render_markdown(report: dict[str, Any]) -> str:
     lines += ["", "A single seed has no spread: ± is shown only with several seeds.", "", "## Confusion matrices", ""]
     for row in report["main_table"]:
         lines += [f"### {row['method']}", "", f"![confusion {row['space']}]({row['figure']})", ""]
+    lines += [
+        "## Generators",
+        "",
+        f"Fréchet distance to the held-out real images in the `{report['frechet_space']}` space "
+        f"(real images score {report['frechet_real_floor']:.3f}; noise or collapse scores far higher).",
+        "",
+        "| model | family | samples | Fréchet distance | design factors |",
+        "|---|---|---|---|---|",
+    ]
+    for g in report["generators"]:
+        factors = ", ".join(f"{k}={v}" for k, v in sorted(g["factors"].items())) or "n/a"
+        lines.append(f"| {g['model']} | {g['family']} | {g['n_samples']} | {g['frechet_to_real']:.3f} | {factors} |")
+    lines.append("")
     if report["sample_grids"]:
         lines += ["## Generator samples", ""]
         for model, path in report["sample_grids"].items():

@@ -3,7 +3,9 @@
 Generator: latent -> linear -> (2*width, H/4, W/4) -> two stride-2 transposed
 convolutions with batch norm and ReLU -> tanh. Discriminator: two stride-2
 convolutions with leaky ReLU -> linear logit. Trained with the non-saturating
-GAN loss.
+GAN loss; the loss is two methods of the family, so a subclass with the same
+networks and another GAN loss (e.g. :mod:`manifpt_core.zoo.lsgan`) overrides
+only those.
 """
 
 from __future__ import annotations
@@ -106,7 +108,7 @@ class DCGAN(Family):
         c, h, _ = check_images(images)
         s = card.train
         if s.batch_size < 2:
-            raise InputError(f"dcgan needs train.batch_size >= 2 for batch norm, got {s.batch_size}")
+            raise InputError(f"{self.name} needs train.batch_size >= 2 for batch norm, got {s.batch_size}")
         with seeded(card.seed, device):
             gen = Generator(s.latent_dim, s.width, c, h)
             disc = Discriminator(s.width, c, h)
@@ -122,16 +124,11 @@ class DCGAN(Family):
             def step(real: torch.Tensor) -> dict[str, torch.Tensor]:
                 z = torch.randn(real.shape[0], s.latent_dim, generator=noise, device=device)
                 fake = gen(z)
-                logit_real, logit_fake = disc(real), disc(fake.detach())
-                loss_d = F.binary_cross_entropy_with_logits(
-                    logit_real, torch.ones_like(logit_real)
-                ) + F.binary_cross_entropy_with_logits(logit_fake, torch.zeros_like(logit_fake))
+                loss_d = self.discriminator_loss(disc(real), disc(fake.detach()))
                 opt_d.zero_grad(set_to_none=True)
                 loss_d.backward()
                 opt_d.step()
-                # Non-saturating: G maximises log D(G(z)) rather than minimising log(1 - D(G(z))).
-                logit_gen = disc(fake)
-                loss_g = F.binary_cross_entropy_with_logits(logit_gen, torch.ones_like(logit_gen))
+                loss_g = self.generator_loss(disc(fake))
                 opt_g.zero_grad(set_to_none=True)
                 loss_g.backward()
                 opt_g.step()
@@ -139,6 +136,17 @@ class DCGAN(Family):
 
             run_steps(step, data, card, progress)
         return {k: v.detach().cpu().clone() for k, v in gen.state_dict().items()}
+
+    def discriminator_loss(self, logit_real: torch.Tensor, logit_fake: torch.Tensor) -> torch.Tensor:
+        """The discriminator's loss given its outputs (B,) on real and on generated images."""
+        return F.binary_cross_entropy_with_logits(
+            logit_real, torch.ones_like(logit_real)
+        ) + F.binary_cross_entropy_with_logits(logit_fake, torch.zeros_like(logit_fake))
+
+    def generator_loss(self, logit_gen: torch.Tensor) -> torch.Tensor:
+        """The generator's loss given the discriminator's outputs (B,) on generated images."""
+        # Non-saturating: G maximises log D(G(z)) rather than minimising log(1 - D(G(z))).
+        return F.binary_cross_entropy_with_logits(logit_gen, torch.ones_like(logit_gen))
 
     def sample(
         self,

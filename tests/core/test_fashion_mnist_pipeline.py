@@ -42,6 +42,10 @@ def test_fashion_mnist_and_zoo_end_to_end(tmp_path):
     data = json.loads((report.path / "report.json").read_text())
     assert data["classes"] == ["real", "dcgan", "vae"]
     assert set(data["sample_grids"]) == {"dcgan", "vae"}
+    # Generators trained for 20 steps are far from real images; real images are the floor.
+    assert [g["model"] for g in data["generators"]] == ["dcgan", "vae"]
+    assert all(g["frechet_to_real"] > 2 * data["frechet_real_floor"] > 0 for g in data["generators"])
+    assert "| dcgan | dcgan | 100 |" in (report.path / "report.md").read_text()
     # Sampling is seeded by the card: the same generator gives the same images again.
     again = steps.ingest_generated(store, settings, "dcgan")
     assert again.reused

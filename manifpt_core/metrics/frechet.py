@@ -1,0 +1,59 @@
+"""Fréchet distance between Gaussian fits of two feature sets, and the pixel-PCA feature space.
+
+The generator sanity check needs a *fixed* feature space that exists on a
+machine with no downloaded networks: the top principal components of the real
+reference images. It is a function of the data alone, so the distance of every
+generator is measured in the same space.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import linalg
+
+PCA_DIM = 32
+
+
+def features_to_statistics(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and (unbiased) covariance of (N, D) features, in float64."""
+    x = np.asarray(features, dtype=np.float64)
+    if x.ndim != 2 or len(x) < 2:
+        raise ValueError(f"need at least 2 feature vectors of shape (N, D), got {x.shape}")
+    return x.mean(axis=0), np.cov(x, rowvar=False)
+
+
+def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray) -> float:
+    """``|mu1 - mu2|^2 + Tr(sigma1 + sigma2 - 2 (sigma1 sigma2)^(1/2))``."""
+    mu1, mu2 = np.atleast_1d(mu1), np.atleast_1d(mu2)
+    sigma1, sigma2 = np.atleast_2d(sigma1), np.atleast_2d(sigma2)
+    if mu1.shape != mu2.shape or sigma1.shape != sigma2.shape:
+        raise ValueError(f"statistics differ in shape: {mu1.shape} vs {mu2.shape}, {sigma1.shape} vs {sigma2.shape}")
+    covmean = linalg.sqrtm(sigma1 @ sigma2)
+    if not np.isfinite(covmean).all():
+        # A singular product: nudge both covariances, as is customary, rather than return nonsense.
+        offset = np.eye(len(sigma1)) * 1e-6
+        covmean = linalg.sqrtm((sigma1 + offset) @ (sigma2 + offset))
+    if np.iscomplexobj(covmean):
+        if not np.allclose(np.diagonal(covmean).imag, 0, atol=1e-3):
+            raise ValueError(f"matrix square root has a large imaginary part ({np.abs(covmean.imag).max():.3g})")
+        covmean = covmean.real
+    diff = mu1 - mu2
+    return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2.0 * np.trace(covmean))
+
+
+def fit_pca(images: np.ndarray, dim: int = PCA_DIM) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and top-``dim`` principal axes (D, dim) of uint8 images scaled to [0, 1]."""
+    x = images.reshape(len(images), -1).astype(np.float64) / 255.0
+    mean = x.mean(axis=0)
+    _, _, vt = np.linalg.svd(x - mean, full_matrices=False)
+    return mean, vt[:dim].T
+
+
+def pixel_pca_frechet(images: np.ndarray, real: np.ndarray, basis: tuple[np.ndarray, np.ndarray]) -> float:
+    """Fréchet distance between two image sets in a pixel-PCA space (see module docstring)."""
+    mean, axes = basis
+
+    def project(x: np.ndarray) -> np.ndarray:
+        return (x.reshape(len(x), -1).astype(np.float64) / 255.0 - mean) @ axes
+
+    return frechet_distance(*features_to_statistics(project(images)), *features_to_statistics(project(real)))
