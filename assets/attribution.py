@@ -3,23 +3,22 @@
 import dagster as dg
 
 from assets._results import png_markdown, to_result
-from assets.artifacts import generated_artifacts, real_artifacts
-from assets.ingestion import generated_images, generator, real_images
 from manifpt_core.errors import StoreError
 from manifpt_core.steps import RAW, train_attributors, write_report
 from manifpt_core.steps.attribute import ATTRIBUTOR_VERSION
 from manifpt_core.steps.report import REPORT_VERSION
-from pipelines.partitions import by_space, embedding_spaces, generative_models
+from pipelines.partitions import DatasetSpec, by_space
 from pipelines.resources import ManifptResource
 
 GROUP = "attribution"
 
 
-def registered_models(context: dg.AssetExecutionContext) -> list[str]:
-    """The generative models the instance knows (the dynamic partitions)."""
-    models = sorted(context.instance.get_dynamic_partitions(generative_models.name))
+def registered_models(context: dg.AssetExecutionContext, ds: DatasetSpec) -> list[str]:
+    """The generative models the instance knows for this dataset (its dynamic partitions)."""
+    models = sorted(context.instance.get_dynamic_partitions(ds.models.name))
     if not models:
-        raise StoreError("no generative models are registered: run `manifpt run` or the model discovery sensor first")
+        raise StoreError(f"no generative models are registered for {ds.name!r}: run `manifpt run` "
+                         "or let the model discovery sensor register them")
     return models
 
 
@@ -33,37 +32,37 @@ def _attribution_result(context, outcome) -> dg.MaterializeResult:
                      confusion_matrix=png_markdown(outcome.path / s["confusion_png"], "confusion matrix"))
 
 
-@dg.asset(
-    group_name=GROUP,
-    code_version=ATTRIBUTOR_VERSION,
-    partitions_def=embedding_spaces,
-    deps=[real_artifacts, dg.AssetDep(generated_artifacts, partition_mapping=by_space)],
-    pool="gpu",
-    kinds={"pytorch"},
-)
-def attributor(context: dg.AssetExecutionContext, manifpt: ManifptResource) -> dg.MaterializeResult:
-    """A ResNet trained on one space's artifacts to name the source model (real is one more class)."""
-    outcome = train_attributors(manifpt.store(), manifpt.settings(), context.partition_key, registered_models(context))
-    return _attribution_result(context, outcome)
+def build(ds: DatasetSpec) -> list[dg.AssetsDefinition]:
+    """The attribution and report assets of one dataset."""
 
+    @dg.asset(key=ds.key("attributor"), group_name=GROUP, code_version=ATTRIBUTOR_VERSION,
+              partitions_def=ds.space_partitions,
+              deps=[ds.key("real_artifacts"), dg.AssetDep(ds.key("generated_artifacts"), partition_mapping=by_space)],
+              pool="gpu", kinds={"pytorch"})
+    def attributor(context: dg.AssetExecutionContext, manifpt: ManifptResource) -> dg.MaterializeResult:
+        """A ResNet trained on one space's artifacts to name the source model (real is one more class)."""
+        store, settings = manifpt.store(ds.name), manifpt.settings(ds.name)
+        outcome = train_attributors(store, settings, context.partition_key, registered_models(context, ds))
+        return _attribution_result(context, outcome)
 
-@dg.asset(group_name=GROUP, code_version=ATTRIBUTOR_VERSION, deps=[real_images, generated_images], pool="gpu",
-          kinds={"pytorch"})
-def raw_control(context: dg.AssetExecutionContext, manifpt: ManifptResource) -> dg.MaterializeResult:
-    """The control: the same network and protocol trained on the raw images instead of artifacts."""
-    outcome = train_attributors(manifpt.store(), manifpt.settings(), RAW, registered_models(context))
-    return _attribution_result(context, outcome)
+    @dg.asset(key=ds.key("raw_control"), group_name=GROUP, code_version=ATTRIBUTOR_VERSION,
+              deps=[ds.key("real_images"), ds.key("generated_images")], pool="gpu", kinds={"pytorch"})
+    def raw_control(context: dg.AssetExecutionContext, manifpt: ManifptResource) -> dg.MaterializeResult:
+        """The control: the same network and protocol trained on the raw images instead of artifacts."""
+        store, settings = manifpt.store(ds.name), manifpt.settings(ds.name)
+        return _attribution_result(context, train_attributors(store, settings, RAW, registered_models(context, ds)))
 
+    @dg.asset(key=ds.key("attribution_report"), group_name=GROUP, code_version=REPORT_VERSION,
+              deps=[attributor, raw_control, ds.key("generator"), ds.key("generated_images")], kinds={"markdown"})
+    def attribution_report(context: dg.AssetExecutionContext, manifpt: ManifptResource) -> dg.MaterializeResult:
+        """The report: accuracy per space and for the raw control, confusion matrices, generator samples and FD."""
+        store, settings = manifpt.store(ds.name), manifpt.settings(ds.name)
+        outcome = write_report(store, settings, registered_models(context, ds))
+        rows = outcome.summary["main_table"]
+        table = dg.MetadataValue.md(
+            "| method | test accuracy | test samples |\n|---|---|---|\n"
+            + "\n".join(f"| {r['method']} | {100 * r['accuracy_mean']:.2f}% | {r['n_test']} |" for r in rows)
+        )
+        return to_result(context, outcome, main_table=table, report=dg.MetadataValue.path(str(outcome.path / "report.md")))
 
-@dg.asset(group_name=GROUP, code_version=REPORT_VERSION, deps=[attributor, raw_control, generator],
-          kinds={"markdown"})
-def attribution_report(context: dg.AssetExecutionContext, manifpt: ManifptResource) -> dg.MaterializeResult:
-    """The report: test accuracy per space and for the raw control, confusion matrices, generator samples."""
-    outcome = write_report(manifpt.store(), manifpt.settings(), registered_models(context))
-    rows = outcome.summary["main_table"]
-    table = dg.MetadataValue.md(
-        "| method | test accuracy | test samples |\n|---|---|---|\n"
-        + "\n".join(f"| {r['method']} | {100 * r['accuracy_mean']:.2f}% | {r['n_test']} |" for r in rows)
-    )
-    return to_result(context, outcome, main_table=table,
-                     report=dg.MetadataValue.path(str(outcome.path / "report.md")))
+    return [attributor, raw_control, attribution_report]

@@ -3,30 +3,31 @@
 import dagster as dg
 
 from assets._results import to_result
-from assets.ingestion import generated_images, real_images
 from manifpt_core.steps import embed_source
 from manifpt_core.steps.embed import EMBED_VERSION
-from pipelines.partitions import by_model, embedding_spaces, model_space
+from pipelines.partitions import DatasetSpec, by_model
 from pipelines.resources import ManifptResource
 
 GROUP = "embedding"
 
 
-@dg.asset(group_name=GROUP, code_version=EMBED_VERSION, partitions_def=embedding_spaces, deps=[real_images],
-          kinds={"zarr"})
-def real_embeddings(context: dg.AssetExecutionContext, manifpt: ManifptResource) -> dg.MaterializeResult:
-    """The real images (reference and real class) embedded in one space."""
-    return to_result(context, embed_source(manifpt.store(), manifpt.settings(), context.partition_key, "real"))
+def build(ds: DatasetSpec) -> list[dg.AssetsDefinition]:
+    """The embedding assets of one dataset."""
 
+    @dg.asset(key=ds.key("real_embeddings"), group_name=GROUP, code_version=EMBED_VERSION,
+              partitions_def=ds.space_partitions, deps=[ds.key("real_images")], kinds={"zarr"})
+    def real_embeddings(context: dg.AssetExecutionContext, manifpt: ManifptResource) -> dg.MaterializeResult:
+        """The real images (reference and real class) embedded in one space."""
+        store, settings = manifpt.store(ds.name), manifpt.settings(ds.name)
+        return to_result(context, embed_source(store, settings, context.partition_key, "real"))
 
-@dg.asset(
-    group_name=GROUP,
-    code_version=EMBED_VERSION,
-    partitions_def=model_space,
-    deps=[dg.AssetDep(generated_images, partition_mapping=by_model)],
-    kinds={"zarr"},
-)
-def generated_embeddings(context: dg.AssetExecutionContext, manifpt: ManifptResource) -> dg.MaterializeResult:
-    """One generative model's images embedded in one space."""
-    keys = context.partition_key.keys_by_dimension
-    return to_result(context, embed_source(manifpt.store(), manifpt.settings(), keys["space"], keys["model"]))
+    @dg.asset(key=ds.key("generated_embeddings"), group_name=GROUP, code_version=EMBED_VERSION,
+              partitions_def=ds.model_space,
+              deps=[dg.AssetDep(ds.key("generated_images"), partition_mapping=by_model)], kinds={"zarr"})
+    def generated_embeddings(context: dg.AssetExecutionContext, manifpt: ManifptResource) -> dg.MaterializeResult:
+        """One generative model's images embedded in one space."""
+        keys = context.partition_key.keys_by_dimension
+        store, settings = manifpt.store(ds.name), manifpt.settings(ds.name)
+        return to_result(context, embed_source(store, settings, keys["space"], keys["model"]))
+
+    return [real_embeddings, generated_embeddings]

@@ -6,43 +6,35 @@ from assets._results import png_markdown, to_result
 from manifpt_core.steps import ingest_generated, ingest_real, materialize_generator
 from manifpt_core.steps.generators import GENERATOR_VERSION, GRID
 from manifpt_core.steps.ingest import INGEST_VERSION
-from pipelines.partitions import generative_models
+from pipelines.partitions import DatasetSpec
 from pipelines.resources import ManifptResource
 
 GROUP = "ingestion"
 
 
-@dg.asset(group_name=GROUP, code_version=INGEST_VERSION, kinds={"zarr", "parquet"})
-def real_images(context: dg.AssetExecutionContext, manifpt: ManifptResource) -> dg.MaterializeResult:
-    """Real images split into the indexed reference set and the disjoint real class, with their manifest."""
-    return to_result(context, ingest_real(manifpt.store(), manifpt.settings()))
+def build(ds: DatasetSpec) -> list[dg.AssetsDefinition]:
+    """The ingestion assets of one dataset."""
 
+    @dg.asset(key=ds.key("real_images"), group_name=GROUP, code_version=INGEST_VERSION, kinds={"zarr", "parquet"})
+    def real_images(context: dg.AssetExecutionContext, manifpt: ManifptResource) -> dg.MaterializeResult:
+        """Real images split into the indexed reference set and the disjoint real class, with their manifest."""
+        return to_result(context, ingest_real(manifpt.store(ds.name), manifpt.settings(ds.name)))
 
-@dg.asset(
-    group_name=GROUP,
-    code_version=GENERATOR_VERSION,
-    partitions_def=generative_models,
-    deps=[real_images],
-    pool="gpu",
-    kinds={"pytorch"},
-)
-def generator(context: dg.AssetExecutionContext, manifpt: ManifptResource) -> dg.MaterializeResult:
-    """A generative model: a zoo entry trained on the real reference images, or a user's folder of samples."""
-    outcome = materialize_generator(manifpt.store(), manifpt.settings(), context.partition_key)
-    extra = {}
-    if (outcome.path / GRID).is_file():
-        extra["samples"] = png_markdown(outcome.path / GRID, f"{context.partition_key} samples")
-    return to_result(context, outcome, **extra)
+    @dg.asset(key=ds.key("generator"), group_name=GROUP, code_version=GENERATOR_VERSION, partitions_def=ds.models,
+              deps=[real_images], pool="gpu", kinds={"pytorch"})
+    def generator(context: dg.AssetExecutionContext, manifpt: ManifptResource) -> dg.MaterializeResult:
+        """A generative model: a zoo entry trained on the real reference images, or a user's folder of samples."""
+        outcome = materialize_generator(manifpt.store(ds.name), manifpt.settings(ds.name), context.partition_key)
+        extra = {}
+        if (outcome.path / GRID).is_file():
+            extra["samples"] = png_markdown(outcome.path / GRID, f"{context.partition_key} samples")
+        return to_result(context, outcome, **extra)
 
+    @dg.asset(key=ds.key("generated_images"), group_name=GROUP, code_version=INGEST_VERSION,
+              partitions_def=ds.models, deps=[generator, real_images], pool="gpu", kinds={"zarr", "parquet"})
+    def generated_images(context: dg.AssetExecutionContext, manifpt: ManifptResource) -> dg.MaterializeResult:
+        """A generative model's images in the image store, with their manifest, 7:2:1 splits and Fréchet distance."""
+        store, settings = manifpt.store(ds.name), manifpt.settings(ds.name)
+        return to_result(context, ingest_generated(store, settings, context.partition_key))
 
-@dg.asset(
-    group_name=GROUP,
-    code_version=INGEST_VERSION,
-    partitions_def=generative_models,
-    deps=[generator, real_images],
-    pool="gpu",
-    kinds={"zarr", "parquet"},
-)
-def generated_images(context: dg.AssetExecutionContext, manifpt: ManifptResource) -> dg.MaterializeResult:
-    """A generative model's images in the image store, with their manifest and 7:2:1 splits."""
-    return to_result(context, ingest_generated(manifpt.store(), manifpt.settings(), context.partition_key))
+    return [real_images, generator, generated_images]

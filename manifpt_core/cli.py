@@ -40,45 +40,48 @@ def _prepare_env(args: argparse.Namespace) -> Path:
 
 
 def run_main(args: argparse.Namespace) -> int:
-    """Materialize every asset, partition by partition, in dependency order."""
+    """Materialize every asset of every dataset, partition by partition, in dependency order."""
     home = _prepare_env(args)
     import dagster as dg
 
-    from pipelines.definitions import build_definitions
-    from pipelines.jobs import MAIN_SEQUENCE
-    from pipelines.partitions import generative_models
+    from pipelines.definitions import build_definitions, dataset_specs
+    from pipelines.jobs import build_jobs
     from pipelines.resources import resource_from_env
     from pipelines.sensors import configured_models
 
     resource = resource_from_env()
-    settings = resource.settings()
     defs = build_definitions(resource)
     instance = dg.DagsterInstance.get()
-    models = configured_models(settings)
-    known = set(instance.get_dynamic_partitions(generative_models.name))
-    new = [m for m in models if m not in known]
-    if new:
-        instance.add_dynamic_partitions(generative_models.name, new)
-    keys = {
-        "none": [None],
-        "model": models,
-        "space": list(settings.spaces),
-        "model_space": [dg.MultiPartitionKey({"model": m, "space": s}) for m in models for s in settings.spaces],
-    }
-    print(f"manifpt: profile {settings.profile!r}, models {models}, spaces {list(settings.spaces)}, home {home}")
     started = time.perf_counter()
-    for job, kind in MAIN_SEQUENCE:
-        job_def = defs.resolve_job_def(job.name)
-        for key in keys[kind]:
-            t0 = time.perf_counter()
-            label = job.name + (f"[{key}]" if key else "")
-            print(f"manifpt: {label} ...", flush=True)
-            result = job_def.execute_in_process(instance=instance, partition_key=key, raise_on_error=True)
-            reused = _reused_count(result)
-            print(f"manifpt: {label} done in {time.perf_counter() - t0:.1f} s ({reused})", flush=True)
-    store = Path(home) / "store" / settings.dataset
+    reports = []
+    for ds in dataset_specs(resource):
+        settings = resource.settings(ds.name)
+        models = configured_models(settings)
+        known = set(instance.get_dynamic_partitions(ds.models.name))
+        new = [m for m in models if m not in known]
+        if new:
+            instance.add_dynamic_partitions(ds.models.name, new)
+        keys = {
+            "none": [None],
+            "model": models,
+            "space": list(settings.spaces),
+            "model_space": [dg.MultiPartitionKey({"model": m, "space": s}) for m in models for s in settings.spaces],
+        }
+        print(f"manifpt: dataset {ds.name!r} ({settings.profile} profile), models {models}, "
+              f"spaces {list(settings.spaces)}, home {home}")
+        for job, partitioning in build_jobs(ds):
+            job_def = defs.resolve_job_def(job.name)
+            for key in keys[partitioning]:
+                t0 = time.perf_counter()
+                label = job.name + (f"[{key}]" if key else "")
+                print(f"manifpt: {label} ...", flush=True)
+                result = job_def.execute_in_process(instance=instance, partition_key=key, raise_on_error=True)
+                print(f"manifpt: {label} done in {time.perf_counter() - t0:.1f} s ({_reused_count(result)})",
+                      flush=True)
+        reports.append(Path(home) / "store" / ds.name / "reports" / "report.md")
     print(f"manifpt: finished in {time.perf_counter() - started:.1f} s")
-    print(f"manifpt: report at {store / 'reports' / 'report.md'}")
+    for report in reports:
+        print(f"manifpt: report at {report}")
     return 0
 
 

@@ -30,12 +30,14 @@ class SourceSettings:
     ``fashion_mnist``: idx files in ``path`` (default: the Debian package's directory).
     ``folder``: a GM-CIFAR10-style root, ``<path>/real/`` plus one folder per model.
     ``resize`` ([H, W]) with ``resize_filter`` is applied to every image when set.
+    ``classes`` (Fashion-MNIST only) keeps the images of these labels, e.g. a semantic subset.
     """
 
     kind: str = "fashion_mnist"
     path: str | None = None
     resize: tuple[int, int] | None = None
     resize_filter: str = "bicubic"
+    classes: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in SOURCE_KINDS:
@@ -44,6 +46,13 @@ class SourceSettings:
             raise InputError("source.kind = 'folder' needs source.path: the folder holding real/ and one folder per model")
         if self.resize is not None:
             object.__setattr__(self, "resize", tuple(int(v) for v in self.resize))
+        if self.classes is not None:
+            if self.kind != "fashion_mnist":
+                raise InputError("source.classes selects Fashion-MNIST labels; remove it for a folder source")
+            classes = tuple(sorted(int(c) for c in self.classes))
+            if not classes or any(c < 0 or c > 9 for c in classes) or len(set(classes)) != len(classes):
+                raise InputError(f"source.classes = {list(self.classes)} must list distinct labels in 0..9")
+            object.__setattr__(self, "classes", classes)
 
 
 @dataclass(frozen=True)
@@ -94,6 +103,13 @@ _DEMO_ZOO = [
     {"name": "vae", "family": "vae", "seed": 0},
 ]
 
+# Two real datasets of one image format, for cross-dataset experiments: Fashion-MNIST split by
+# semantics into clothing and footwear + bags (docs/decisions.md says why).
+FASHION_MNIST_SPLIT = [
+    {"dataset": "fmnist_clothing", "source": {"kind": "fashion_mnist", "classes": [0, 1, 2, 3, 4, 6]}},
+    {"dataset": "fmnist_footwear_bags", "source": {"kind": "fashion_mnist", "classes": [5, 7, 8, 9]}},
+]
+
 PROFILES: dict[str, dict[str, Any]] = {
     # Sized for a 2-core CPU: the README's first command.
     "demo": {
@@ -103,6 +119,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "zoo": _DEMO_ZOO,
         "attributor": {"epochs": 15, "patience": 4},
         "seeds": [0, 1, 2],
+        "datasets": FASHION_MNIST_SPLIT,
     },
     # Small enough for the test suite: every step runs, in seconds.
     "tiny": {
@@ -126,6 +143,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "zoo": [dict(entry, train={"steps": 20000}) for entry in _DEMO_ZOO],
         "attributor": {"epochs": 30, "patience": 5},
         "seeds": [0, 1, 2],
+        "datasets": FASHION_MNIST_SPLIT,
     },
 }
 
@@ -152,7 +170,10 @@ def settings_from_dict(data: dict[str, Any], where: str = "settings") -> Setting
     """Build validated Settings from plain data (a profile merged with a config file)."""
     data = dict(data)
     if "source" in data:
-        data["source"] = _build(SourceSettings, dict(data["source"]), f"{where} [source]")
+        source = dict(data["source"])
+        if source.get("classes") is not None:
+            source["classes"] = tuple(source["classes"])
+        data["source"] = _build(SourceSettings, source, f"{where} [source]")
     if "attributor" in data:
         attr = dict(data["attributor"])
         if "widths" in attr:
@@ -166,8 +187,35 @@ def settings_from_dict(data: dict[str, Any], where: str = "settings") -> Setting
     return _build(Settings, data, where)
 
 
-def load_settings(profile: str = "demo", path: str | Path | None = None) -> Settings:
-    """Settings of a named profile, overridden key by key by a TOML file when given."""
+def load_datasets(profile: str = "demo", path: str | Path | None = None) -> tuple[Settings, ...]:
+    """Settings of every dataset of a profile, overridden key by key by a TOML file when given.
+
+    The top-level keys are shared; each entry of ``datasets`` overrides them for one
+    dataset. With no ``datasets`` (or an empty list) there is one dataset, the top level.
+    """
+    data, where = _profile_data(profile, path)
+    entries = data.pop("datasets", None) or [{}]
+    datasets = tuple(settings_from_dict(_merge(data, dict(entry)), f"{where} [datasets]") for entry in entries)
+    names = [d.dataset for d in datasets]
+    if len(set(names)) != len(names):
+        raise InputError(f"datasets lists a dataset name twice: {names}")
+    if len({d.spaces for d in datasets}) > 1:
+        raise InputError(f"every dataset must use the same spaces; got {[list(d.spaces) for d in datasets]}")
+    return datasets
+
+
+def load_settings(profile: str = "demo", path: str | Path | None = None, dataset: str | None = None) -> Settings:
+    """Settings of one dataset (by default the first) of a profile and optional TOML file."""
+    datasets = load_datasets(profile, path)
+    if dataset is None:
+        return datasets[0]
+    for settings in datasets:
+        if settings.dataset == dataset:
+            return settings
+    raise InputError(f"no dataset {dataset!r} in the settings; datasets: {[d.dataset for d in datasets]}")
+
+
+def _profile_data(profile: str, path: str | Path | None) -> tuple[dict[str, Any], str]:
     if profile not in PROFILES:
         raise InputError(f"unknown profile {profile!r}; valid profiles: {sorted(PROFILES)}")
     data = _merge(PROFILES[profile], {"profile": profile})
@@ -181,6 +229,9 @@ def load_settings(profile: str = "demo", path: str | Path | None = None) -> Sett
         except tomllib.TOMLDecodeError as err:
             raise InputError(f"config file {path} is not valid TOML: {err}") from err
         override.pop("profile", None)
+        if ("dataset" in override or "source" in override) and "datasets" not in override:
+            # A file that names its own data means that data, not the profile's datasets.
+            data.pop("datasets", None)
         data = _merge(data, override)
         where = f"{path} (over profile {profile!r})"
-    return settings_from_dict(data, where)
+    return data, where

@@ -1,20 +1,27 @@
-"""The code location: every asset, job, sensor and resource of manifpt."""
+"""The code location: every dataset's assets and jobs, the discovery sensor and the resource."""
 
 import dagster as dg
 
 from assets import artifacts, attribution, embedding, index, ingestion
-from pipelines.jobs import MAIN_SEQUENCE
+from pipelines.jobs import build_jobs
+from pipelines.partitions import DatasetSpec
 from pipelines.resources import ManifptResource, resource_from_env
 from pipelines.sensors import model_discovery_sensor
 
-ASSET_MODULES = [ingestion, embedding, index, artifacts, attribution]
+STEP_MODULES = [ingestion, embedding, index, artifacts, attribution]
+
+
+def dataset_specs(resource: ManifptResource) -> list[DatasetSpec]:
+    """One spec per dataset the resource's settings name."""
+    return [DatasetSpec(s.dataset, s.spaces) for s in resource.datasets()]
 
 
 def build_definitions(resource: ManifptResource) -> dg.Definitions:
-    """Definitions bound to one store and settings (the CLI and tests build their own)."""
+    """Definitions bound to one home and settings (the CLI and tests build their own)."""
+    specs = dataset_specs(resource)
     return dg.Definitions(
-        assets=dg.load_assets_from_modules(ASSET_MODULES),
-        jobs=[job for job, _ in MAIN_SEQUENCE],
+        assets=[a for ds in specs for module in STEP_MODULES for a in module.build(ds)],
+        jobs=[job for ds in specs for job, _ in build_jobs(ds)],
         sensors=[model_discovery_sensor],
         resources={"manifpt": resource},
     )

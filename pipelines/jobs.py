@@ -1,34 +1,28 @@
-"""Jobs, one per partitioning, in the order the main run executes them."""
-
-from __future__ import annotations
+"""Jobs, one per partitioning and dataset, in the order the main run executes them."""
 
 import dagster as dg
 
-from assets.artifacts import generated_artifacts, real_artifacts
-from assets.attribution import attribution_report, attributor, raw_control
-from assets.embedding import generated_embeddings, real_embeddings
-from assets.index import reference_index
-from assets.ingestion import generated_images, generator, real_images
+from pipelines.partitions import DatasetSpec
 
-# (job, partitioning) in dependency order: "none", "model", "space" or "model_space".
-real_ingestion_job = dg.define_asset_job("real_ingestion", selection=[real_images],
-                                         description="Step 1 for the real images.")
-model_ingestion_job = dg.define_asset_job("model_ingestion", selection=[generator, generated_images],
-                                          description="Step 1 for one generative model: train or observe it, ingest its images.")
-reference_job = dg.define_asset_job("reference", selection=[real_embeddings, reference_index, real_artifacts],
-                                    description="Steps 2-4 for the real images of one space.")
-model_space_job = dg.define_asset_job("model_space", selection=[generated_embeddings, generated_artifacts],
-                                      description="Steps 2 and 4 for one generative model in one space.")
-attribution_job = dg.define_asset_job("attribution", selection=[attributor],
-                                      description="Step 5: the attributor of one space.")
-report_job = dg.define_asset_job("report", selection=[raw_control, attribution_report],
-                                 description="Step 5: the raw-image control and the report.")
-
-MAIN_SEQUENCE = (
-    (real_ingestion_job, "none"),
-    (model_ingestion_job, "model"),
-    (reference_job, "space"),
-    (model_space_job, "model_space"),
-    (attribution_job, "space"),
-    (report_job, "none"),
+# (job, assets, partitioning, description) in dependency order; partitioning is
+# "none", "model", "space" or "model_space".
+STAGES = (
+    ("real_ingestion", ("real_images",), "none", "Step 1 for the real images."),
+    ("model_ingestion", ("generator", "generated_images"), "model",
+     "Step 1 for one generative model: train or observe it, ingest its images."),
+    ("reference", ("real_embeddings", "reference_index", "real_artifacts"), "space",
+     "Steps 2-4 for the real images in one space."),
+    ("model_space", ("generated_embeddings", "generated_artifacts"), "model_space",
+     "Steps 2 and 4 for one generative model in one space."),
+    ("attribution", ("attributor",), "space", "Step 5: the attributor of one space."),
+    ("report", ("raw_control", "attribution_report"), "none", "Step 5: the raw-image control and the report."),
 )
+
+
+def build_jobs(ds: DatasetSpec) -> list[tuple[dg.JobDefinition, str]]:
+    """The dataset's jobs with their partitioning, in the order the main run executes them."""
+    return [
+        (dg.define_asset_job(ds.job_name(name), selection=[ds.key(a) for a in assets],
+                             description=f"{ds.name}: {description}"), partitioning)
+        for name, assets, partitioning, description in STAGES
+    ]

@@ -1,16 +1,45 @@
-"""Partitions: one per generative model (dynamic), one per embedding space (static), and their product."""
+"""Per dataset: one partition per generative model (dynamic), one per embedding space (static), and their product.
 
-from __future__ import annotations
+Every dataset's assets live under the key prefix ``<dataset>/``, with their own
+model partitions, so a second real dataset (with its own zoo) sits beside the first.
+"""
+
+from dataclasses import dataclass
 
 import dagster as dg
 
-from pipelines.resources import settings_from_env
 
-generative_models = dg.DynamicPartitionsDefinition(name="generative_models")
 
-embedding_spaces = dg.StaticPartitionsDefinition(list(settings_from_env().spaces))
+@dataclass(frozen=True)
+class DatasetSpec:
+    """Names, partitions and partition mappings of one dataset's assets."""
 
-model_space = dg.MultiPartitionsDefinition({"model": generative_models, "space": embedding_spaces})
+    name: str
+    spaces: tuple[str, ...]
+
+    @property
+    def models(self) -> dg.DynamicPartitionsDefinition:
+        return dg.DynamicPartitionsDefinition(name=models_partition_name(self.name))
+
+    @property
+    def space_partitions(self) -> dg.StaticPartitionsDefinition:
+        return dg.StaticPartitionsDefinition(list(self.spaces))
+
+    @property
+    def model_space(self) -> dg.MultiPartitionsDefinition:
+        return dg.MultiPartitionsDefinition({"model": self.models, "space": self.space_partitions})
+
+    def key(self, asset: str) -> dg.AssetKey:
+        return dg.AssetKey([self.name, asset])
+
+    def job_name(self, job: str) -> str:
+        return f"{self.name}__{job}"
+
+
+def models_partition_name(dataset: str) -> str:
+    """Dynamic partition set names allow letters, digits and '_' only."""
+    return "models_" + dataset.replace("-", "_")
+
 
 by_model = dg.MultiToSingleDimensionPartitionMapping(partition_dimension_name="model")
 by_space = dg.MultiToSingleDimensionPartitionMapping(partition_dimension_name="space")

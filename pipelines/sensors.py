@@ -1,10 +1,10 @@
-"""Model discovery: register every configured zoo entry and model folder as a partition."""
+"""Model discovery: register every configured zoo entry and model folder as a partition of its dataset."""
 
 import dagster as dg
 
 from manifpt_core.config import Settings
 from manifpt_core.sources import discover_benchmark
-from pipelines.partitions import generative_models
+from pipelines.partitions import models_partition_name
 from pipelines.resources import ManifptResource
 
 
@@ -20,10 +20,15 @@ def configured_models(settings: Settings) -> list[str]:
 
 @dg.sensor(minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING)
 def model_discovery_sensor(context: dg.SensorEvaluationContext, manifpt: ManifptResource) -> dg.SensorResult:
-    """Adds a `generative_models` partition for each configured model that has none yet."""
-    known = set(context.instance.get_dynamic_partitions(generative_models.name))
-    new = [m for m in configured_models(manifpt.settings()) if m not in known]
-    if not new:
+    """Adds a model partition for each configured model of each dataset that has none yet."""
+    requests = []
+    for settings in manifpt.datasets():
+        name = models_partition_name(settings.dataset)
+        known = set(context.instance.get_dynamic_partitions(name))
+        new = [m for m in configured_models(settings) if m not in known]
+        if new:
+            context.log.info(f"registering new generative models of {settings.dataset}: {new}")
+            requests.append(dg.DynamicPartitionsDefinition(name=name).build_add_request(new))
+    if not requests:
         return dg.SensorResult(skip_reason="no new generative models")
-    context.log.info(f"registering new generative models: {new}")
-    return dg.SensorResult(dynamic_partitions_requests=[generative_models.build_add_request(new)])
+    return dg.SensorResult(dynamic_partitions_requests=requests)

@@ -61,9 +61,14 @@ def _load_real(settings: Settings) -> tuple[np.ndarray, list[str], np.ndarray, n
         directory = fashion_mnist_dir(src.path)
         train_x, train_y = load_fashion_mnist(directory, "train")
         test_x, test_y = load_fashion_mnist(directory, "test")
-        ref_origin = [f"fashion_mnist/train/{i}" for i in range(len(train_x))]
-        cls_origin = [f"fashion_mnist/test/{i}" for i in range(len(test_x))]
-        return train_x, ref_origin, train_y, test_x, cls_origin, test_y
+        keep_train, keep_test = np.arange(len(train_x)), np.arange(len(test_x))
+        if src.classes is not None:
+            keep_train = np.flatnonzero(np.isin(train_y, src.classes))
+            keep_test = np.flatnonzero(np.isin(test_y, src.classes))
+        ref_origin = [f"fashion_mnist/train/{i}" for i in keep_train]
+        cls_origin = [f"fashion_mnist/test/{i}" for i in keep_test]
+        return (train_x[keep_train], ref_origin, train_y[keep_train],
+                test_x[keep_test], cls_origin, test_y[keep_test])
     # A folder of real images has no given reference/class split: rank by origin hash, reference first.
     images, paths = load_image_folder(Path(src.path) / "real", _resize(settings), progress=True)
     origins = [f"real/{p}" for p in paths]
@@ -85,7 +90,8 @@ def ingest_real(store: Store, settings: Settings) -> Outcome:
     """Real images → ``images/real.zarr`` + ``manifests/real.parquet`` (reference rows first)."""
     inputs = {"real_source": real_source_hash(settings)}
     step_settings = {
-        "source": {"kind": settings.source.kind, "resize": settings.source.resize, "filter": settings.source.resize_filter},
+        "source": {"kind": settings.source.kind, "resize": settings.source.resize, "filter": settings.source.resize_filter,
+                   "classes": settings.source.classes},
         "n_reference": settings.n_reference,
         "n_real_class": settings.n_real_class,
         "data_seed": settings.data_seed,

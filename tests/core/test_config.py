@@ -51,3 +51,28 @@ def test_zoo_names_must_be_unique_and_not_real(tmp_path):
     path.write_text('[[zoo]]\nname = "a"\nfamily = "vae"\n[[zoo]]\nname = "a"\nfamily = "dcgan"\n')
     with pytest.raises(InputError, match="twice"):
         load_settings("demo", path)
+
+
+def test_demo_has_two_fashion_mnist_datasets_with_disjoint_classes():
+    from manifpt_core.config import load_datasets
+
+    clothing, footwear = load_datasets("demo")
+    assert (clothing.dataset, footwear.dataset) == ("fmnist_clothing", "fmnist_footwear_bags")
+    assert not set(clothing.source.classes) & set(footwear.source.classes)
+    assert set(clothing.source.classes) | set(footwear.source.classes) == set(range(10))
+    assert clothing.zoo == footwear.zoo  # the same architectures on both
+
+
+def test_a_file_naming_its_own_data_replaces_the_profile_datasets(tmp_path):
+    from manifpt_core.config import load_datasets
+
+    path = tmp_path / "c.toml"
+    path.write_text('dataset = "mine"\n[source]\nkind = "folder"\npath = "/data/mine"\n')
+    (only,) = load_datasets("demo", path)
+    assert only.dataset == "mine" and only.source.kind == "folder"
+    path.write_text('[[datasets]]\ndataset = "a"\n[[datasets]]\ndataset = "a"\n')
+    with pytest.raises(InputError, match="dataset name twice"):
+        load_datasets("demo", path)
+    path.write_text('[source]\nkind = "folder"\npath = "/x"\nclasses = [1]\n')
+    with pytest.raises(InputError, match="source.classes selects Fashion-MNIST labels"):
+        load_datasets("demo", path)

@@ -55,6 +55,15 @@ def test_fashion_mnist_and_zoo_end_to_end(tmp_path):
     assert steps.ingest_generated(fresh, settings, "dcgan").content_hash == again.content_hash
 
 
+def test_class_subset_keeps_only_those_labels(tmp_path):
+    settings = settings_from_dict({**PROFILES["tiny"], "profile": "tiny", "dataset": "shoes", "n_reference": 200,
+                                   "n_real_class": 50, "source": {"classes": [5, 7, 9]}})
+    store = Store(tmp_path, settings.dataset)
+    steps.ingest_real(store, settings)
+    labels = pq.read_table(store.source_manifest("real")).column("label").to_pylist()
+    assert set(labels) == {5, 7, 9} and len(labels) == 250
+
+
 def test_demo_and_full_profiles_load():
     demo = load_settings("demo")
     assert [c.name for c in demo.zoo] == ["dcgan", "vae"] and len(demo.seeds) >= 3

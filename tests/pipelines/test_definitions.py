@@ -1,47 +1,63 @@
-"""The Dagster code location loads and has the five-step shape."""
+"""The Dagster code location loads and has the five-step shape, once per dataset."""
 
 import dagster as dg
+import pytest
 
-from pipelines.definitions import defs
+from pipelines.definitions import build_definitions, defs
+from pipelines.resources import ManifptResource
 
 STEP_GROUPS = {"ingestion", "embedding", "index", "artifacts", "attribution"}
+ASSETS = {"real_images", "generator", "generated_images", "real_embeddings", "generated_embeddings",
+          "reference_index", "real_artifacts", "generated_artifacts", "attributor", "raw_control",
+          "attribution_report"}
+DATASETS = ("fmnist_clothing", "fmnist_footwear_bags")
 
 
-def test_definitions_load_with_five_groups():
-    graph = defs.resolve_asset_graph()
+@pytest.fixture(scope="module")
+def demo_defs():
+    return build_definitions(ManifptResource(profile="demo"))
+
+
+def test_the_shipped_code_location_loads():
+    assert defs.resolve_asset_graph().get_all_asset_keys()
+
+
+def test_two_datasets_with_five_groups(demo_defs):
+    graph = demo_defs.resolve_asset_graph()
     keys = graph.get_all_asset_keys()
-    groups = {graph.get(k).group_name for k in keys}
-    assert groups == STEP_GROUPS
-    assert {k.to_user_string() for k in keys} == {
-        "real_images", "generator", "generated_images", "real_embeddings", "generated_embeddings",
-        "reference_index", "real_artifacts", "generated_artifacts", "attributor", "raw_control", "attribution_report",
-    }
+    assert {graph.get(k).group_name for k in keys} == STEP_GROUPS
+    assert {k.to_user_string() for k in keys} == {f"{d}/{a}" for d in DATASETS for a in ASSETS}
 
 
-def test_every_asset_has_code_version_and_description():
-    for spec in defs.resolve_all_asset_specs():
+def test_every_asset_has_code_version_and_description(demo_defs):
+    for spec in demo_defs.resolve_all_asset_specs():
         assert spec.code_version, spec.key
         assert spec.description and len(spec.description) > 20, spec.key
 
 
-def test_partitioning_per_model_and_space():
-    graph = defs.resolve_asset_graph()
+def test_partitioning_per_model_and_space(demo_defs):
+    graph = demo_defs.resolve_asset_graph()
+
     def pdef(name):
-        return graph.get(dg.AssetKey(name)).partitions_def
+        return graph.get(dg.AssetKey(["fmnist_clothing", name])).partitions_def
 
     assert isinstance(pdef("generator"), dg.DynamicPartitionsDefinition)
+    assert pdef("generator").name == "models_fmnist_clothing"
     assert isinstance(pdef("generated_artifacts"), dg.MultiPartitionsDefinition)
     assert pdef("reference_index").get_partition_keys() == ["rgb", "freq"]
     assert pdef("real_images") is None and pdef("attribution_report") is None
+    other = graph.get(dg.AssetKey(["fmnist_footwear_bags", "generator"])).partitions_def
+    assert other.name == "models_fmnist_footwear_bags"
 
 
-def test_gpu_steps_are_in_the_gpu_pool():
-    graph = defs.resolve_asset_graph()
-    gpu = {k.to_user_string() for k in graph.get_all_asset_keys() if graph.get(k).pools == {"gpu"}}
+def test_gpu_steps_are_in_the_gpu_pool(demo_defs):
+    graph = demo_defs.resolve_asset_graph()
+    gpu = {k.path[-1] for k in graph.get_all_asset_keys() if graph.get(k).pools == {"gpu"}}
     assert gpu == {"generator", "generated_images", "attributor", "raw_control"}
 
 
-def test_jobs_and_sensor_resolve():
-    for name in ("real_ingestion", "model_ingestion", "reference", "model_space", "attribution", "report"):
-        assert defs.resolve_job_def(name).name == name
-    assert defs.resolve_sensor_def("model_discovery_sensor")
+def test_jobs_and_sensor_resolve(demo_defs):
+    for dataset in DATASETS:
+        for job in ("real_ingestion", "model_ingestion", "reference", "model_space", "attribution", "report"):
+            assert demo_defs.resolve_job_def(f"{dataset}__{job}").name == f"{dataset}__{job}"
+    assert demo_defs.resolve_sensor_def("model_discovery_sensor")

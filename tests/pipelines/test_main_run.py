@@ -12,8 +12,10 @@ from pipelines.sensors import model_discovery_sensor
 from tests.conftest import make_benchmark
 
 ALL_ASSETS = {
-    "real_images", "generator", "generated_images", "real_embeddings", "generated_embeddings",
-    "reference_index", "real_artifacts", "generated_artifacts", "attributor", "raw_control", "attribution_report",
+    f"bench/{name}" for name in (
+        "real_images", "generator", "generated_images", "real_embeddings", "generated_embeddings",
+        "reference_index", "real_artifacts", "generated_artifacts", "attributor", "raw_control", "attribution_report",
+    )
 }
 
 
@@ -88,6 +90,7 @@ def test_discovery_sensor_registers_new_models(tmp_path):
         ctx = dg.build_sensor_context(instance=instance, resources={"manifpt": resource})
         result = sensor(ctx)
         (request,) = result.dynamic_partitions_requests
+        assert request.partitions_def_name == "models_bench"
         assert sorted(request.partition_keys) == ["alpha", "beta"]
-        instance.add_dynamic_partitions("generative_models", list(request.partition_keys))
+        instance.add_dynamic_partitions("models_bench", list(request.partition_keys))
         assert model_discovery_sensor(ctx).skip_reason

@@ -47,7 +47,7 @@ def test_ui_serves_and_launches_a_run(tmp_path):
     try:
         wait_for(f"http://127.0.0.1:{port}/server_info", 120)
         client = DagsterGraphQLClient("127.0.0.1", port_number=port)
-        run_id = client.submit_job_execution("real_ingestion")
+        run_id = client.submit_job_execution("bench__real_ingestion")
         deadline = time.monotonic() + 180
         status = client.get_run_status(run_id)
         while status.value not in ("SUCCESS", "FAILURE", "CANCELED") and time.monotonic() < deadline:
