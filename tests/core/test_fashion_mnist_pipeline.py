@@ -1,5 +1,6 @@
 """The embedded default, shrunk: Fashion-MNIST + the zoo (a few training steps) through every step."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -46,6 +47,14 @@ def test_fashion_mnist_and_zoo_end_to_end(tmp_path):
     assert [g["model"] for g in data["generators"]] == ["dcgan", "vae"]
     assert all(g["frechet_to_real"] > 2 * data["frechet_real_floor"] > 0 for g in data["generators"])
     assert "| dcgan | dcgan | 100 |" in (report.path / "report.md").read_text()
+    # A changed zoo entry invalidates only its own outputs.
+    changed = dataclasses.replace(settings, zoo=tuple(
+        dataclasses.replace(c, seed=7) if c.name == "vae" else c for c in settings.zoo))
+    assert steps.materialize_generator(store, changed, "dcgan").reused
+    assert steps.ingest_generated(store, changed, "dcgan").reused
+    assert not steps.materialize_generator(store, changed, "vae").reused
+    assert not steps.ingest_generated(store, changed, "vae").reused
+    assert all(steps.materialize_artifacts(store, changed, space, "dcgan").reused for space in settings.spaces)
     # Sampling is seeded by the card: the same generator gives the same images again.
     again = steps.ingest_generated(store, settings, "dcgan")
     assert again.reused
