@@ -51,34 +51,32 @@ def _splits(store: Store, source: str, rows: np.ndarray) -> np.ndarray:
     return split_of_row[rows]
 
 
-def _source_inputs(store: Store, space: str, source: str) -> tuple[np.ndarray, np.ndarray, str]:
-    """(x float32 (n, C, H, W), split per row, content hash) of one class's samples."""
-    shape = tuple(require_record(store.images(source), f"the images of {source!r}")["summary"]["image_shape"])
+def _source_inputs(store: Store, space: str, source: str) -> tuple[np.ndarray, np.ndarray]:
+    """(x float32 (n, C, H, W), split per row) of one class's samples: its artifacts, or its raw images."""
+    images = require_record(store.images(source), f"the images of {source!r}")["summary"]
     if space == RAW:
-        record = require_record(store.images(source), f"the images of {source!r}")
-        n_ref = record["summary"].get("n_reference", 0)
-        rows = np.arange(n_ref, record["summary"]["n_samples"])
+        n_ref = images.get("n_reference", 0)  # the real reference rows are the manifold, not a class
+        rows = np.arange(n_ref, images["n_samples"])
         x = open_array(store.images(source))[n_ref:].astype(np.float32) / np.float32(255.0)
-        return x, _splits(store, source, rows), record["content_hash"]
+        return x, _splits(store, source, rows)
     if not get_space(space).image_shaped:
         raise InputError(f"space {space!r} has vector artifacts; this attributor handles image-shaped ones")
     path = store.artifacts(space, source)
-    record = require_record(path, f"the artifacts of {source!r} in {space!r}")
     rows = open_array(path, "query_row")[:]
-    x = open_array(path, "artifact")[:].reshape((len(rows), *shape))
-    return x, _splits(store, source, rows), record["content_hash"]
+    x = open_array(path, "artifact")[:].reshape((len(rows), *images["image_shape"]))
+    return x, _splits(store, source, rows)
 
 
-def _gather(store: Store, space: str, classes: list[str]):
+def _gather(store: Store, space: str, classes: list[str]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """(x, label) per split, labels being positions in ``classes``."""
     data = {split: ([], []) for split in SPLIT_NAMES}
-    hashes = {}
     for label, source in enumerate(classes):
-        x, split, hashes[source] = _source_inputs(store, space, source)
+        x, split = _source_inputs(store, space, source)
         for name in SPLIT_NAMES:
             mask = split == name
             data[name][0].append(x[mask])
             data[name][1].append(np.full(int(mask.sum()), label, dtype=np.int64))
-    return {k: (np.concatenate(xs), np.concatenate(ys)) for k, (xs, ys) in data.items()}, hashes
+    return {k: (np.concatenate(xs), np.concatenate(ys)) for k, (xs, ys) in data.items()}
 
 
 def train_attributors(store: Store, settings: Settings, space: str, models: list[str]) -> Outcome:
@@ -91,7 +89,7 @@ def train_attributors(store: Store, settings: Settings, space: str, models: list
     fit = settings.attributor
 
     def compute(tmp: Path, fp: str) -> tuple[str, dict[str, Any]]:
-        data, _ = _gather(store, space, classes)
+        data = _gather(store, space, classes)
         (x_tr, y_tr), (x_va, y_va), (x_te, y_te) = data["train"], data["val"], data["test"]
         device = resolve_device(settings.device)
         tmp.mkdir(parents=True)
