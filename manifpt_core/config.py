@@ -98,9 +98,16 @@ class Settings:
         return next((c for c in self.zoo if c.name == model), None)
 
 
+# One entry per family, plus a second seed of one architecture (for seed-level attribution).
 _DEMO_ZOO = [
     {"name": "dcgan", "family": "dcgan", "seed": 0},
+    {"name": "dcgan-s1", "family": "dcgan", "seed": 1},
+    {"name": "lsgan", "family": "lsgan", "seed": 0},
+    {"name": "wgan-gp", "family": "wgan_gp", "seed": 0},
     {"name": "vae", "family": "vae", "seed": 0},
+    {"name": "beta-vae", "family": "beta_vae", "seed": 0},
+    {"name": "realnvp", "family": "realnvp", "seed": 0},
+    {"name": "ddpm", "family": "ddpm", "seed": 0},
 ]
 
 # Two real datasets of one image format, for cross-dataset experiments: Fashion-MNIST split by
@@ -114,10 +121,10 @@ PROFILES: dict[str, dict[str, Any]] = {
     # Sized for a 2-core CPU: the README's first command.
     "demo": {
         "n_reference": 10000,
-        "n_real_class": 2000,
-        "n_per_model": 2000,
+        "n_real_class": 1000,
+        "n_per_model": 1000,
         "zoo": _DEMO_ZOO,
-        "attributor": {"epochs": 15, "patience": 4},
+        "attributor": {"epochs": 10, "patience": 3},
         "seeds": [0, 1, 2],
         "datasets": FASHION_MNIST_SPLIT,
     },

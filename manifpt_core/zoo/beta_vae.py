@@ -19,5 +19,5 @@ class BetaVAE(VAE):
 
     name = "beta_vae"
     default_factors = {**VAE.default_factors, "loss": "beta_elbo"}
-    # The demo setting, VAE's with beta = 4: about 40 s on 2 idle CPU cores for 10,000 28x28 images.
+    # The demo setting, VAE's with beta = 4: about 25 s on 2 idle CPU cores for 10,000 28x28 images.
     default_train = TrainSettings(steps=1500, batch_size=128, lr=1e-3, latent_dim=16, width=32, beta=4.0)

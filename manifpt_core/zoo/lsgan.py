@@ -21,7 +21,7 @@ class LSGAN(DCGAN):
 
     name = "lsgan"
     default_factors = {**DCGAN.default_factors, "loss": "least_squares"}
-    # The demo setting, as DCGAN's: about 60 s on 2 idle CPU cores for 10,000 28x28 grayscale images.
+    # The demo setting, as DCGAN's: about 45 s on 2 idle CPU cores for 10,000 28x28 grayscale images.
     default_train = TrainSettings(steps=2500, batch_size=64, lr=2e-4, latent_dim=64, width=32)
 
     def discriminator_loss(self, logit_real: torch.Tensor, logit_fake: torch.Tensor) -> torch.Tensor:

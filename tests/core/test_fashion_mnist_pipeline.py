@@ -75,5 +75,9 @@ def test_class_subset_keeps_only_those_labels(tmp_path):
 
 def test_demo_and_full_profiles_load():
     demo = load_settings("demo")
-    assert [c.name for c in demo.zoo] == ["dcgan", "vae"] and len(demo.seeds) >= 3
+    from manifpt_core.zoo import families
+
+    assert {c.family for c in demo.zoo} == set(families())  # every family is in the demo zoo
+    assert [c.seed for c in demo.zoo if c.family == "dcgan"] == [0, 1]  # and one architecture twice
+    assert len(demo.seeds) >= 3
     assert load_settings("full").n_reference > demo.n_reference

@@ -21,6 +21,8 @@ from manifpt_core.zoo import (
 
 FAST = TrainSettings(steps=3, batch_size=16, lr=1e-3, latent_dim=8, width=8)
 SHAPE = (1, 28, 28)
+# Every built-in family; each shared check below runs on all of them.
+ZOO = ("beta_vae", "dcgan", "ddpm", "lsgan", "realnvp", "vae", "wgan_gp")
 
 
 def _images(n: int = 64, shape: tuple[int, int, int] = SHAPE, seed: int = 0) -> np.ndarray:
@@ -35,21 +37,22 @@ def _images(n: int = 64, shape: tuple[int, int, int] = SHAPE, seed: int = 0) -> 
 
 
 def _card(family: str, seed: int = 0, **train) -> ModelCard:
-    settings = TrainSettings(**{**FAST.to_dict(), **train})
+    # FAST's sizes, but the family's beta: a beta_vae test card is still a beta-VAE.
+    settings = TrainSettings(**{**FAST.to_dict(), "beta": get_family(family).default_train.beta, **train})
     return ModelCard(name=f"test-{family}", family=family, seed=seed, train=settings)
 
 
 @pytest.fixture(scope="module")
 def trained() -> dict[str, tuple[ModelCard, dict[str, torch.Tensor]]]:
     out = {}
-    for family in families():
+    for family in ZOO:
         card = _card(family)
         out[family] = (card, get_family(family).train(_images(), card, progress=False))
     return out
 
 
 def test_builtin_families_are_registered():
-    assert {"dcgan", "vae"} <= set(families())
+    assert set(ZOO) <= set(families())
 
 
 def test_a_new_family_is_one_registered_class(monkeypatch):
@@ -69,7 +72,7 @@ def test_a_new_family_is_one_registered_class(monkeypatch):
         registry.register_family(type("Empty", (registry.Family,), {"name": "empty"}))
 
 
-@pytest.mark.parametrize("family", ["dcgan", "vae"])
+@pytest.mark.parametrize("family", ZOO)
 def test_train_then_sample_gives_uint8_images(trained, family):
     card, state = trained[family]
     assert state and all(isinstance(v, torch.Tensor) and v.device.type == "cpu" for v in state.values())
@@ -79,7 +82,7 @@ def test_train_then_sample_gives_uint8_images(trained, family):
     assert x.std() > 0  # not a blank image
 
 
-@pytest.mark.parametrize("family", ["dcgan", "vae"])
+@pytest.mark.parametrize("family", ZOO)
 def test_training_and_sampling_are_deterministic(trained, family):
     card, state = trained[family]
     before = torch.get_rng_state()
@@ -93,23 +96,24 @@ def test_training_and_sampling_are_deterministic(trained, family):
     assert not np.array_equal(a, fam.sample(state, card, SHAPE, n=12, seed=4))
 
 
-@pytest.mark.parametrize("family", ["dcgan", "vae"])
+@pytest.mark.parametrize("family", ZOO)
 def test_training_seed_changes_the_model(trained, family):
     card, state = trained[family]
     other = get_family(family).train(_images(), _card(family, seed=1), progress=False)
     assert any(not torch.equal(state[k], other[k]) for k in state)
 
 
-def test_samples_do_not_depend_on_batch_size_or_n(trained):
-    card, state = trained["vae"]
-    fam = get_family("vae")
+@pytest.mark.parametrize("family", ZOO)
+def test_samples_do_not_depend_on_batch_size_or_n(trained, family):
+    card, state = trained[family]
+    fam = get_family(family)
     full = fam.sample(state, card, SHAPE, n=10, seed=5, batch_size=512)
     np.testing.assert_array_equal(full, fam.sample(state, card, SHAPE, n=10, seed=5, batch_size=3))
     np.testing.assert_array_equal(full[:4], fam.sample(state, card, SHAPE, n=4, seed=5))
     assert fam.sample(state, card, SHAPE, n=0, seed=5).shape == (0, *SHAPE)
 
 
-@pytest.mark.parametrize("family", ["dcgan", "vae"])
+@pytest.mark.parametrize("family", ZOO)
 def test_checkpoint_round_trip_samples_identically(trained, family, tmp_path):
     card, state = trained[family]
     path = save_checkpoint(state, tmp_path / "ckpt" / f"{card.name}.pt")
@@ -131,7 +135,7 @@ def test_load_checkpoint_rejects_missing_and_corrupt_files(tmp_path):
         load_checkpoint(bad)
 
 
-@pytest.mark.parametrize("family", ["dcgan", "vae"])
+@pytest.mark.parametrize("family", ZOO)
 def test_rgb_32x32_images_work(family):
     shape = (3, 32, 32)
     card = _card(family, steps=2)
@@ -140,10 +144,11 @@ def test_rgb_32x32_images_work(family):
     assert fam.sample(state, card, shape, n=5, seed=0).shape == (5, *shape)
 
 
-def test_sampling_with_the_wrong_shape_says_so(trained):
-    card, state = trained["dcgan"]
+@pytest.mark.parametrize("family", ZOO)
+def test_sampling_with_the_wrong_shape_says_so(trained, family):
+    card, state = trained[family]
     with pytest.raises(InputError, match="does not fit"):
-        get_family("dcgan").sample(state, card, (3, 28, 28), n=2, seed=0)
+        get_family(family).sample(state, card, (3, 28, 28), n=2, seed=0)
 
 
 @pytest.mark.parametrize(
@@ -188,6 +193,22 @@ def test_unknown_factor_value_is_named():
     assert "transposed_conv" in str(err.value)  # lists the valid values
     with pytest.raises(InputError, match="colour"):
         ModelCard(name="x", family="dcgan", factors={"colour": "red"})
+
+
+@pytest.mark.parametrize("family", ZOO)
+def test_every_factor_value_the_family_does_not_implement_is_rejected(family):
+    fam = get_family(family)
+    unsupported = [
+        (key, value)
+        for key, values in DESIGN_FACTORS.items()
+        for value in values
+        if value not in fam.supported_factors.get(key, (fam.default_factors[key],))
+    ]
+    assert unsupported
+    for key, value in unsupported:
+        with pytest.raises(InputError, match=family):
+            ModelCard(name="x", family=family, factors={key: value})
+    assert dict(ModelCard(name="x", family=family, factors=fam.default_factors).factors) == fam.default_factors
 
 
 def test_factor_the_family_does_not_implement_is_rejected():
