@@ -5,7 +5,7 @@ import json
 import dagster as dg
 import pytest
 
-from manifpt_core.cli import main
+from pipelines.cli import main
 from pipelines.definitions import build_definitions
 from pipelines.resources import ManifptResource
 from pipelines.sensors import model_discovery_sensor

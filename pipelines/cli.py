@@ -1,7 +1,7 @@
 """The ``manifpt`` command: run the main job through Dagster, or start the web UI on the same store.
 
-This module runs the Dagster code location in ``pipelines/``; it imports it
-lazily so the rest of ``manifpt_core`` stays free of dagster.
+It lives with the Dagster wiring because it drives it; it imports Dagster
+lazily, after the environment (home, profile, DAGSTER_HOME) is set.
 """
 
 from __future__ import annotations
