@@ -23,6 +23,7 @@ from manifpt_core.zoo.registry import Family, register_family
 from manifpt_core.zoo.training import (
     check_image_shape,
     check_images,
+    cpu_state,
     images_to_tensor,
     load_state,
     make_generator,
@@ -135,7 +136,7 @@ class DCGAN(Family):
                 return {"loss_d": loss_d.detach(), "loss_g": loss_g.detach()}
 
             run_steps(step, data, card, progress)
-        return {k: v.detach().cpu().clone() for k, v in gen.state_dict().items()}
+        return cpu_state(gen)
 
     def discriminator_loss(self, logit_real: torch.Tensor, logit_fake: torch.Tensor) -> torch.Tensor:
         """The discriminator's loss given its outputs (B,) on real and on generated images."""
@@ -161,8 +162,7 @@ class DCGAN(Family):
         """Draw ``n`` uint8 images (n, C, H, W) from the trained generator; deterministic in ``seed``."""
         c, h, w = check_image_shape(image_shape)
         gen = Generator(card.train.latent_dim, card.train.width, c, h)
-        load_state(gen, state, card, (c, h, w))
-        gen.to(device).eval()
+        load_state(gen, state, card, (c, h, w), device)
         return sample_from_latents(
             lambda z: (gen(z) + 1.0) / 2.0, n, card.train.latent_dim, (c, h, w), seed, device, batch_size
         )

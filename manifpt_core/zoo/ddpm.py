@@ -33,6 +33,7 @@ from manifpt_core.zoo.registry import Family, register_family
 from manifpt_core.zoo.training import (
     check_image_shape,
     check_images,
+    cpu_state,
     images_to_tensor,
     load_state,
     make_generator,
@@ -187,7 +188,7 @@ class DDPM(Family):
                 return {"mse": loss.detach()}
 
             run_steps(step, data, card, progress)
-        return {k: v.detach().cpu().clone() for k, v in ema.state_dict().items()}
+        return cpu_state(ema)
 
     def sample(
         self,
@@ -202,8 +203,7 @@ class DDPM(Family):
         """Denoise ``n`` noise images by DDIM to uint8 images (n, C, H, W); same seed, same images."""
         c, h, w = check_image_shape(image_shape)
         model = UNet(c, card.train.width)
-        load_state(model, state, card, (c, h, w))
-        model.to(device).eval()
+        load_state(model, state, card, (c, h, w), device)
 
         def decode(z: torch.Tensor) -> torch.Tensor:
             return (ddim_sample(model, z.view(-1, c, h, w)) + 1.0) / 2.0

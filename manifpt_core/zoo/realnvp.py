@@ -31,6 +31,7 @@ from manifpt_core.zoo.registry import Family, register_family
 from manifpt_core.zoo.training import (
     check_image_shape,
     check_images,
+    cpu_state,
     images_to_tensor,
     load_state,
     make_generator,
@@ -219,7 +220,7 @@ class RealNVP(Family):
                 return {"bpd": loss.detach()}
 
             run_steps(step, data, card, progress)
-        return {k: v.detach().cpu().clone() for k, v in flow.state_dict().items()}
+        return cpu_state(flow)
 
     def sample(
         self,
@@ -234,8 +235,7 @@ class RealNVP(Family):
         """Invert ``n`` latents z ~ N(0, TEMPERATURE^2 I) to uint8 images (n, C, H, W); same seed, same images."""
         c, h, w = check_image_shape(image_shape)
         flow = Flow(c, card.train.width)
-        load_state(flow, state, card, (c, h, w))
-        flow.to(device).eval()
+        load_state(flow, state, card, (c, h, w), device)
 
         def decode(z: torch.Tensor) -> torch.Tensor:
             x = flow.inverse(TEMPERATURE * z.view(-1, 16 * c, h // 4, w // 4))

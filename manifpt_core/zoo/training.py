@@ -138,8 +138,18 @@ def run_steps(
     logger.info("trained %s in %.1f s; final losses %s", card.name, time.perf_counter() - started, losses)
 
 
-def load_state(module: nn.Module, state: Mapping[str, torch.Tensor], card: ModelCard, shape: tuple) -> None:
-    """Load ``state`` into ``module`` strictly, turning a mismatch into an InputError that says why."""
+def cpu_state(module: nn.Module) -> dict[str, torch.Tensor]:
+    """A copy of ``module``'s state dict on the CPU, detached from training: what ``train`` returns."""
+    return {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
+
+
+def load_state(
+    module: nn.Module, state: Mapping[str, torch.Tensor], card: ModelCard, shape: tuple, device: str
+) -> nn.Module:
+    """Load ``state`` into ``module`` strictly and return it on ``device`` in eval mode, ready to sample.
+
+    A mismatch becomes an InputError that says why.
+    """
     try:
         module.load_state_dict(dict(state), strict=True)
     except RuntimeError as err:
@@ -148,6 +158,7 @@ def load_state(module: nn.Module, state: Mapping[str, torch.Tensor], card: Model
             f"{card.train.latent_dim}, width {card.train.width}) at image shape {tuple(shape)}; was it "
             f"trained with another card or image size? ({err})"
         ) from err
+    return module.to(device).eval()
 
 
 def sample_from_latents(

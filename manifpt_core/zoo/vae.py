@@ -21,6 +21,7 @@ from manifpt_core.zoo.registry import Family, register_family
 from manifpt_core.zoo.training import (
     check_image_shape,
     check_images,
+    cpu_state,
     images_to_tensor,
     load_state,
     make_generator,
@@ -124,7 +125,7 @@ class VAE(Family):
                 return {"recon": recon.detach(), "kl": kl.detach()}
 
             run_steps(step, data, card, progress)
-        return {k: v.detach().cpu().clone() for k, v in dec.state_dict().items()}
+        return cpu_state(dec)
 
     def sample(
         self,
@@ -139,8 +140,7 @@ class VAE(Family):
         """Decode ``n`` latents z ~ N(0, I) to uint8 Bernoulli means (n, C, H, W); same seed, same images."""
         c, h, w = check_image_shape(image_shape)
         dec = Decoder(card.train.latent_dim, card.train.width, c, h)
-        load_state(dec, state, card, (c, h, w))
-        dec.to(device).eval()
+        load_state(dec, state, card, (c, h, w), device)
         return sample_from_latents(
             lambda z: torch.sigmoid(dec(z)), n, card.train.latent_dim, (c, h, w), seed, device, batch_size
         )

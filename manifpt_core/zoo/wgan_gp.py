@@ -29,6 +29,7 @@ from manifpt_core.zoo.registry import Family, register_family
 from manifpt_core.zoo.training import (
     check_image_shape,
     check_images,
+    cpu_state,
     images_to_tensor,
     load_state,
     make_generator,
@@ -160,7 +161,7 @@ class WGANGP(Family):
                 return {"distance": distance.detach(), "penalty": penalty.detach(), "loss_g": loss_g}
 
             run_steps(step, data, card, progress)
-        return {k: v.detach().cpu().clone() for k, v in gen.state_dict().items()}
+        return cpu_state(gen)
 
     def sample(
         self,
@@ -175,8 +176,7 @@ class WGANGP(Family):
         """Draw ``n`` uint8 images (n, C, H, W) from the trained generator; deterministic in ``seed``."""
         c, h, w = check_image_shape(image_shape)
         gen = Generator(card.train.latent_dim, card.train.width, c, h)
-        load_state(gen, state, card, (c, h, w))
-        gen.to(device).eval()
+        load_state(gen, state, card, (c, h, w), device)
         return sample_from_latents(
             lambda z: (gen(z) + 1.0) / 2.0, n, card.train.latent_dim, (c, h, w), seed, device, batch_size
         )
