@@ -8,8 +8,8 @@ attributor is tested on the same samples.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
 import logging
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 

@@ -57,18 +57,24 @@ def materialize_generator(store: Store, settings: Settings, model: str) -> Outco
                       {"card": card.to_dict(), "device_kind": "any"}, compute)
 
 
-def _observe_folder(store: Store, settings: Settings, model: str) -> Outcome:
+def model_folder(settings: Settings, model: str) -> Path:
+    """The folder of a model that is not a zoo entry; an unknown model names both ways to add it."""
     folders = discover_benchmark(settings.source.path) if settings.source.kind == "folder" else {}
     if model not in folders:
         raise InputError(
             f"model {model!r} is neither a zoo entry ({[c.name for c in settings.zoo]}) nor a folder under "
             f"source.path ({settings.source.path}); add it to the config's zoo or create <source.path>/{model}/"
         )
-    folder_hash = folder_content_hash(folders[model])
+    return folders[model]
+
+
+def _observe_folder(store: Store, settings: Settings, model: str) -> Outcome:
+    folder = model_folder(settings, model)
+    folder_hash = folder_content_hash(folder)
 
     def compute(tmp: Path, fp: str) -> tuple[str, dict[str, Any]]:
         tmp.mkdir(parents=True)
-        return folder_hash, {"kind": "folder", "folder": str(folders[model])}
+        return folder_hash, {"kind": "folder", "folder": str(folder)}
 
     return run_cached(store.generator(model), "generator", GENERATOR_VERSION, {"folder": folder_hash}, {}, compute)
 

@@ -19,7 +19,6 @@ from manifpt_core.config import Settings
 from manifpt_core.errors import InputError
 from manifpt_core.sources import (
     Resize,
-    discover_benchmark,
     fashion_mnist_dir,
     folder_content_hash,
     load_fashion_mnist,
@@ -27,8 +26,16 @@ from manifpt_core.sources import (
 )
 from manifpt_core.sources.idx import FASHION_MNIST_SPLITS
 from manifpt_core.steps.cache import Outcome, require_record, run_cached
+from manifpt_core.steps.generators import model_folder, sample_generator
 from manifpt_core.steps.sanity import FD_SPACE, frechet_to_real, real_floor, real_splits
-from manifpt_core.store import Store, assign_splits, build_table, create_rows, manifest_record, write_manifest
+from manifpt_core.store import (
+    Store,
+    assign_splits,
+    build_table,
+    create_rows,
+    manifest_record,
+    write_manifest,
+)
 from manifpt_core.store.hashing import file_hash, rows_hash
 
 logger = logging.getLogger(__name__)
@@ -156,17 +163,9 @@ def load_model_images(settings: Settings, model: str, generator_dir: Path) -> tu
     """The model's images: sampled from its zoo checkpoint, or read from its folder."""
     card = settings.card(model)
     if card is not None:
-        from manifpt_core.steps.generators import sample_generator
-
         images = sample_generator(card, generator_dir, settings.n_per_model, settings.device)
         return images, [f"zoo/{model}/{i}" for i in range(len(images))]
-    folders = discover_benchmark(settings.source.path) if settings.source.kind == "folder" else {}
-    if model not in folders:
-        raise InputError(
-            f"model {model!r} is neither a zoo entry ({[c.name for c in settings.zoo]}) nor a folder under "
-            f"source.path ({settings.source.path}); add it to the config or create <source.path>/{model}/"
-        )
-    images, paths = load_image_folder(folders[model], _resize(settings), progress=True)
+    images, paths = load_image_folder(model_folder(settings, model), _resize(settings), progress=True)
     return images, [f"{model}/{p}" for p in paths]
 
 
