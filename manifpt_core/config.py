@@ -183,8 +183,9 @@ def settings_from_dict(data: dict[str, Any], where: str = "settings") -> Setting
         data["source"] = _build(SourceSettings, source, f"{where} [source]")
     if "attributor" in data:
         attr = dict(data["attributor"])
-        if "widths" in attr:
-            attr["widths"] = tuple(attr["widths"])
+        for key in ("widths", "mlp_hidden"):
+            if key in attr:
+                attr[key] = tuple(attr[key])
         data["attributor"] = _build(FitSettings, attr, f"{where} [attributor]")
     if "zoo" in data:
         data["zoo"] = tuple(ModelCard.from_dict(dict(entry)) for entry in data["zoo"])

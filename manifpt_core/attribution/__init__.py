@@ -1,4 +1,5 @@
-"""Attribution: train a small ResNet to name the generative model behind an artifact.
+"""Attribution: train a network (a small ResNet for image-shaped artifacts, an MLP for vectors) to name
+the generative model behind an artifact.
 
 Typical use::
 
@@ -10,7 +11,7 @@ Typical use::
 
 from manifpt_core.attribution.device import resolve_device
 from manifpt_core.attribution.metrics import accuracy, confusion_matrix
-from manifpt_core.attribution.networks import SmallResNet
+from manifpt_core.attribution.networks import MLP, SmallResNet
 from manifpt_core.attribution.persistence import load_attributor, save_attributor
 from manifpt_core.attribution.result import FitResult, FitSettings
 from manifpt_core.attribution.train import (
@@ -24,6 +25,7 @@ from manifpt_core.attribution.train import (
 __all__ = [
     "FitResult",
     "FitSettings",
+    "MLP",
     "SmallResNet",
     "accuracy",
     "channel_stats",

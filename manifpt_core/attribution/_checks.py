@@ -10,20 +10,23 @@ MIN_SIDE = 8  # the ResNet halves H and W twice; below 8 the last stage is degen
 
 
 def check_artifacts(x: object, name: str, in_channels: int | None = None) -> np.ndarray:
-    """Return ``x`` if it is a finite float32 (N, C, H, W) array with H, W >= 8, else raise."""
+    """Return ``x`` if it is a finite float32 array of images (N, C, H, W), H, W >= 8, or vectors (N, D).
+
+    ``in_channels`` is C for images and D for vectors (what the network's first layer takes).
+    """
     if not isinstance(x, np.ndarray):
         raise InputError(f"{name} must be a numpy array, got {type(x).__name__}")
     if x.dtype != np.float32:
         raise InputError(f"{name} must have dtype float32, got {x.dtype}; convert with {name}.astype(np.float32)")
-    if x.ndim != 4:
-        raise InputError(f"{name} must have 4 dims (N, C, H, W), got ndim={x.ndim} with shape {x.shape}")
-    n, c, h, w = x.shape
-    if n == 0:
+    if x.ndim not in (2, 4):
+        raise InputError(f"{name} must be images (N, C, H, W) or vectors (N, D), got ndim={x.ndim} with shape {x.shape}")
+    if x.shape[0] == 0:
         raise InputError(f"{name} is empty (shape {x.shape}); it needs at least one sample")
-    if h < MIN_SIDE or w < MIN_SIDE:
-        raise InputError(f"{name} images must be at least {MIN_SIDE}x{MIN_SIDE}, got {h}x{w}")
-    if in_channels is not None and c != in_channels:
-        raise InputError(f"{name} has {c} channels but the attributor expects {in_channels}")
+    if x.ndim == 4 and (x.shape[2] < MIN_SIDE or x.shape[3] < MIN_SIDE):
+        raise InputError(f"{name} images must be at least {MIN_SIDE}x{MIN_SIDE}, got {x.shape[2]}x{x.shape[3]}")
+    if in_channels is not None and x.shape[1] != in_channels:
+        what = "channels" if x.ndim == 4 else "features"
+        raise InputError(f"{name} has {x.shape[1]} {what} but the attributor expects {in_channels}")
     # A float64 sum of finite float32 values cannot overflow, so a non-finite sum means a
     # NaN/inf entry; this avoids allocating a boolean array as large as x.
     if not np.isfinite(x.sum(dtype=np.float64)):

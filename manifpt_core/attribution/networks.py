@@ -1,4 +1,4 @@
-"""The attributor network: a small CIFAR-style ResNet for image-shaped artifacts."""
+"""The attributor networks: a small CIFAR-style ResNet for image-shaped artifacts, an MLP for vectors."""
 
 from __future__ import annotations
 
@@ -106,3 +106,38 @@ class SmallResNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits over the generative models, (N, num_classes)."""
         return self.head(self.features(x))
+
+
+class MLP(nn.Module):
+    """A multi-layer perceptron for vector artifacts (the learned spaces' 2048- or 256-d features).
+
+    Linear -> BatchNorm -> ReLU per hidden layer, dropout before the head; the
+    last hidden layer is the feature layer (``features``), as the ResNet's pooled
+    output is for image-shaped artifacts.
+    """
+
+    def __init__(self, in_features: int, num_classes: int, hidden: Sequence[int] = (512, 256), dropout: float = 0.1) -> None:
+        super().__init__()
+        hidden = tuple(int(h) for h in hidden)
+        if in_features < 1 or num_classes < 1 or not hidden or min(hidden) < 1:
+            raise ValueError(f"in_features, num_classes and hidden widths must be >= 1, got "
+                             f"{in_features}, {num_classes}, {hidden}")
+        layers: list[nn.Module] = []
+        width = in_features
+        for out in hidden:
+            layers += [nn.Linear(width, out, bias=False), nn.BatchNorm1d(out), nn.ReLU(inplace=True)]
+            width = out
+        self.body = nn.Sequential(*layers)
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(width, num_classes)
+        self.feature_dim = width
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The last hidden layer's activations, (N, feature_dim)."""
+        if x.ndim != 2:
+            raise ValueError(f"expected a (N, D) batch of vectors, got shape {tuple(x.shape)}")
+        return self.body(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits over the classes, (N, num_classes)."""
+        return self.head(self.dropout(self.features(x)))

@@ -14,9 +14,9 @@ from manifpt_core.attribution.result import FitResult, FitSettings
 from manifpt_core.errors import InputError
 
 FORMAT = "manifpt-attributor"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 _KEYS = ("format", "version", "state_dict", "mean", "std", "best_epoch", "best_val_accuracy",
-         "num_classes", "in_channels", "settings", "history")
+         "num_classes", "in_channels", "input_ndim", "settings", "history")
 
 
 def save_attributor(result: FitResult, path: str | os.PathLike) -> Path:
@@ -32,6 +32,7 @@ def save_attributor(result: FitResult, path: str | os.PathLike) -> Path:
         raise InputError(f"cannot save attributor to {path}: directory {path.parent} does not exist")
     settings = dataclasses.asdict(result.settings)
     settings["widths"] = list(settings["widths"])
+    settings["mlp_hidden"] = list(settings["mlp_hidden"])
     payload = {
         "format": FORMAT,
         "version": FORMAT_VERSION,
@@ -42,6 +43,7 @@ def save_attributor(result: FitResult, path: str | os.PathLike) -> Path:
         "best_val_accuracy": float(result.best_val_accuracy),
         "num_classes": int(result.num_classes),
         "in_channels": int(result.in_channels),
+        "input_ndim": int(result.input_ndim),
         "settings": settings,
         # Plain ints/floats only: numpy scalars are rejected by the weights_only unpickler.
         "history": [{k: (int(v) if k == "epoch" else float(v)) for k, v in row.items()} for row in result.history],
@@ -80,6 +82,7 @@ def load_attributor(path: str | os.PathLike) -> FitResult:
         raise InputError(f"attributor file {path} lacks fields {missing}; it is truncated or corrupt")
     settings = dict(payload["settings"])
     settings["widths"] = tuple(settings["widths"])
+    settings["mlp_hidden"] = tuple(settings["mlp_hidden"])
     return FitResult(
         state_dict=payload["state_dict"],
         mean=payload["mean"].numpy(),
@@ -90,4 +93,5 @@ def load_attributor(path: str | os.PathLike) -> FitResult:
         in_channels=payload["in_channels"],
         settings=FitSettings(**settings),
         history=list(payload["history"]),
+        input_ndim=payload["input_ndim"],
     )

@@ -8,8 +8,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+from torch import nn
 
-from manifpt_core.attribution.networks import SmallResNet
+from manifpt_core.attribution.networks import MLP, SmallResNet
 from manifpt_core.errors import InputError
 
 
@@ -22,8 +23,9 @@ class FitSettings:
     lr: float = 1e-3
     weight_decay: float = 1e-4
     patience: int = 3  # epochs without a better validation accuracy before stopping
-    widths: tuple[int, ...] = (16, 32, 64)
+    widths: tuple[int, ...] = (16, 32, 64)  # ResNet stages, for image-shaped artifacts
     blocks_per_stage: int = 1
+    mlp_hidden: tuple[int, ...] = (512, 256)  # MLP hidden layers, for vector artifacts
 
     def __post_init__(self) -> None:
         # Values are coerced to plain int/float/tuple (numpy scalars from configs are fine) so
@@ -37,10 +39,11 @@ class FitSettings:
                 kind = "non-negative" if allow_zero else "positive"
                 raise InputError(f"FitSettings.{name} must be a {kind} finite number, got {value!r}")
             object.__setattr__(self, name, float(value))
-        if not isinstance(self.widths, (tuple, list)) or not self.widths:
-            raise InputError(f"FitSettings.widths must be a non-empty tuple of positive ints, got {self.widths!r}")
-        widths = tuple(_positive_int(f"FitSettings.widths[{i}]", w) for i, w in enumerate(self.widths))
-        object.__setattr__(self, "widths", widths)
+        for name in ("widths", "mlp_hidden"):
+            value = getattr(self, name)
+            if not isinstance(value, (tuple, list)) or not value:
+                raise InputError(f"FitSettings.{name} must be a non-empty tuple of positive ints, got {value!r}")
+            object.__setattr__(self, name, tuple(_positive_int(f"FitSettings.{name}[{i}]", w) for i, w in enumerate(value)))
 
 
 def _positive_int(name: str, value: object) -> int:
@@ -67,9 +70,17 @@ class FitResult:
     in_channels: int
     settings: FitSettings
     history: list[dict[str, float]] = field(default_factory=list)
+    input_ndim: int = 4  # 4: images (N, C, H, W) and a SmallResNet; 2: vectors (N, D) and an MLP
 
-    def build_network(self) -> SmallResNet:
-        """A SmallResNet with this result's architecture and best weights, in eval mode on CPU."""
-        net = SmallResNet(self.in_channels, self.num_classes, self.settings.widths, self.settings.blocks_per_stage)
+    def build_network(self) -> nn.Module:
+        """The network of this result's architecture with its best weights, in eval mode on CPU."""
+        net = build_network(self.settings, self.in_channels, self.num_classes, self.input_ndim)
         net.load_state_dict(self.state_dict)
         return net.eval()
+
+
+def build_network(settings: FitSettings, in_channels: int, num_classes: int, input_ndim: int) -> nn.Module:
+    """A SmallResNet for image-shaped inputs (``input_ndim`` 4), an MLP for vectors (2)."""
+    if input_ndim == 4:
+        return SmallResNet(in_channels, num_classes, settings.widths, settings.blocks_per_stage)
+    return MLP(in_channels, num_classes, settings.mlp_hidden)

@@ -12,9 +12,8 @@ from tqdm.auto import tqdm
 from manifpt_core.attribution._checks import check_artifacts, check_labels, check_num_classes
 from manifpt_core.attribution.device import autocast_for, resolve_device
 from manifpt_core.attribution.metrics import accuracy, confusion_matrix
-from manifpt_core.attribution.networks import SmallResNet
 from manifpt_core.attribution.persistence import load_attributor, save_attributor
-from manifpt_core.attribution.result import FitResult, FitSettings
+from manifpt_core.attribution.result import FitResult, FitSettings, build_network
 from manifpt_core.errors import InputError
 
 # accuracy, confusion_matrix, save/load and resolve_device live in their own modules and are
@@ -41,23 +40,29 @@ _STATS_CHUNK = 1024  # samples per chunk when computing channel statistics
 
 
 def channel_stats(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-channel mean and std over (N, H, W) as float32, std floored at 1e-6.
+    """Per-channel (images (N, C, H, W)) or per-feature (vectors (N, D)) mean and std as float32, std floored at 1e-6.
 
     Computed chunk by chunk in float64 (merging chunk moments with Chan's formula) so
     that no float64 copy of the whole array is ever made.
     """
+    axes = (0, 2, 3) if x.ndim == 4 else (0,)
     count, mean, m2 = 0, np.zeros(x.shape[1]), np.zeros(x.shape[1])
     for start in range(0, len(x), _STATS_CHUNK):
         chunk = x[start : start + _STATS_CHUNK].astype(np.float64)
-        n_b = chunk.shape[0] * chunk.shape[2] * chunk.shape[3]
-        mean_b = chunk.mean(axis=(0, 2, 3))
-        m2_b = ((chunk - mean_b[None, :, None, None]) ** 2).sum(axis=(0, 2, 3))
+        n_b = chunk.size // x.shape[1]
+        mean_b = chunk.mean(axis=axes)
+        m2_b = ((chunk - _per_channel(mean_b, x.ndim)) ** 2).sum(axis=axes)
         delta, total = mean_b - mean, count + n_b
         mean = mean + delta * n_b / total
         m2 = m2 + m2_b + delta**2 * count * n_b / total
         count = total
     std = np.maximum(np.sqrt(m2 / count), STD_FLOOR)
     return mean.astype(np.float32), std.astype(np.float32)
+
+
+def _per_channel(values: np.ndarray | torch.Tensor, ndim: int) -> np.ndarray | torch.Tensor:
+    """Per-channel values shaped to broadcast over a batch of ``ndim`` dims."""
+    return values.reshape(1, -1, 1, 1) if ndim == 4 else values.reshape(1, -1)
 
 
 def _batch(x: np.ndarray, index: np.ndarray | slice, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
@@ -67,7 +72,7 @@ def _batch(x: np.ndarray, index: np.ndarray | slice, mean: torch.Tensor, std: to
 
 
 def _evaluate(
-    net: SmallResNet,
+    net: torch.nn.Module,
     x: np.ndarray,
     mean_t: torch.Tensor,
     std_t: torch.Tensor,
@@ -89,7 +94,7 @@ def _evaluate(
 
 
 def _train_epoch(
-    net: SmallResNet,
+    net: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
     x: np.ndarray,
     y: torch.Tensor,
@@ -130,9 +135,10 @@ def fit_attributor(
     device: str = "cpu",
     progress: bool = True,
 ) -> FitResult:
-    """Train a SmallResNet to name the generative model (label) of each artifact.
+    """Train a network to name the generative model (label) of each artifact.
 
-    Adam + cross-entropy on inputs standardized per channel with training-set statistics.
+    Image-shaped artifacts (N, C, H, W) train a SmallResNet, vectors (N, D) an MLP.
+    Adam + cross-entropy on inputs standardized per channel (or feature) with training-set statistics.
     Validation accuracy is measured every epoch; the weights of the best epoch are kept and
     training stops after ``settings.patience`` epochs without improvement. Seeds torch's
     global RNG with ``seed`` (weight init) and shuffles with a generator seeded by ``seed``,
@@ -157,12 +163,12 @@ def fit_attributor(
     device = resolve_device(device)
 
     mean, std = channel_stats(x_train)
-    in_channels = x_train.shape[1]
-    mean_t = torch.from_numpy(mean).view(1, -1, 1, 1).to(device)
-    std_t = torch.from_numpy(std).view(1, -1, 1, 1).to(device)
+    in_channels, input_ndim = x_train.shape[1], x_train.ndim
+    mean_t = _per_channel(torch.from_numpy(mean), input_ndim).to(device)
+    std_t = _per_channel(torch.from_numpy(std), input_ndim).to(device)
     torch.manual_seed(int(seed))
     order_gen = torch.Generator().manual_seed(int(seed))
-    net = SmallResNet(in_channels, num_classes, settings.widths, settings.blocks_per_stage).to(device)
+    net = build_network(settings, in_channels, num_classes, input_ndim).to(device)
     optimizer = torch.optim.Adam(net.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
     y_train_t = torch.from_numpy(y_train)
 
@@ -208,6 +214,7 @@ def fit_attributor(
         in_channels=in_channels,
         settings=settings,
         history=history,
+        input_ndim=input_ndim,
     )
 
 
@@ -219,11 +226,14 @@ def predict_logits(
         raise InputError(f"result must be a FitResult, got {type(result).__name__}")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise InputError(f"batch_size must be a positive int, got {batch_size!r}")
+    if isinstance(x, np.ndarray) and x.ndim != result.input_ndim:
+        kind = "images (N, C, H, W)" if result.input_ndim == 4 else "vectors (N, D)"
+        raise InputError(f"this attributor was trained on {kind}; x has shape {x.shape}")
     x = check_artifacts(x, "x", in_channels=result.in_channels)
     device = resolve_device(device)
     net = result.build_network().to(device)
-    mean_t = torch.from_numpy(np.asarray(result.mean, np.float32)).view(1, -1, 1, 1).to(device)
-    std_t = torch.from_numpy(np.asarray(result.std, np.float32)).view(1, -1, 1, 1).to(device)
+    mean_t = _per_channel(torch.from_numpy(np.asarray(result.mean, np.float32)), x.ndim).to(device)
+    std_t = _per_channel(torch.from_numpy(np.asarray(result.std, np.float32)), x.ndim).to(device)
     logits, feats = _evaluate(net, x, mean_t, std_t, device, batch_size, return_features)
     if return_features:
         return logits.numpy(), feats.numpy()
