@@ -16,7 +16,7 @@ def build(ds: DatasetSpec) -> list[dg.AssetsDefinition]:
 
     @dg.asset(key=ds.key("real_artifacts"), group_name=GROUP, code_version=ARTIFACT_VERSION,
               partitions_def=ds.space_partitions, deps=[ds.key("real_embeddings"), ds.key("reference_index")],
-              kinds={"zarr"})
+              pool="gpu", kinds={"zarr"})
     def real_artifacts(context: dg.AssetExecutionContext, manifpt: ManifptResource) -> dg.MaterializeResult:
         """Artifacts of the real class samples (x - nearest reference), the attributor's 'real' class."""
         store, settings = manifpt.store(ds.name), manifpt.settings(ds.name)
@@ -25,7 +25,7 @@ def build(ds: DatasetSpec) -> list[dg.AssetsDefinition]:
     @dg.asset(key=ds.key("generated_artifacts"), group_name=GROUP, code_version=ARTIFACT_VERSION,
               partitions_def=ds.model_space,
               deps=[ds.key("generated_embeddings"), dg.AssetDep(ds.key("reference_index"), partition_mapping=by_space)],
-              kinds={"zarr"})
+              pool="gpu", kinds={"zarr"})
     def generated_artifacts(context: dg.AssetExecutionContext, manifpt: ManifptResource) -> dg.MaterializeResult:
         """Artifacts of one generative model's samples in one space: its fingerprint."""
         keys = context.partition_key.keys_by_dimension

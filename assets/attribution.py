@@ -3,10 +3,12 @@
 import dagster as dg
 
 from assets._results import png_markdown, to_result
+from manifpt_core.config import method_name
 from manifpt_core.errors import StoreError
-from manifpt_core.steps import RAW, train_attributors, write_report
+from manifpt_core.steps import RAW, Outcome, train_attributors, write_report
 from manifpt_core.steps.attribute import ATTRIBUTOR_VERSION
 from manifpt_core.steps.report import REPORT_VERSION
+from manifpt_core.store import combine_hashes
 from pipelines.partitions import DatasetSpec, by_space
 from pipelines.resources import ManifptResource
 
@@ -22,14 +24,26 @@ def registered_models(context: dg.AssetExecutionContext, ds: DatasetSpec) -> lis
     return models
 
 
-def _attribution_result(context, outcome) -> dg.MaterializeResult:
-    s = outcome.summary
-    table = dg.MetadataValue.md(
-        "| seed | test accuracy | best epoch |\n|---|---|---|\n"
-        + "\n".join(f"| {r['seed']} | {100 * r['test_accuracy']:.2f}% | {r['best_epoch']} |" for r in s["per_seed"])
-    )
-    return to_result(context, outcome, accuracy_table=table,
-                     confusion_matrix=png_markdown(outcome.path / s["confusion_png"], "confusion matrix"))
+def _accuracy_table(outcomes: list[Outcome]) -> dg.MetadataValue:
+    rows = [f"| {o.summary['method']} | {r['seed']} | {100 * r['test_accuracy']:.2f}% | {r['best_epoch']} |"
+            for o in outcomes for r in o.summary["per_seed"]]
+    return dg.MetadataValue.md("| method | seed | test accuracy | best epoch |\n|---|---|---|---|\n" + "\n".join(rows))
+
+
+def _attribution_result(context, outcomes: list[Outcome]) -> dg.MaterializeResult:
+    """One materialization for the attributors of one space (one per artifact kind) or the control."""
+    figures = {f"confusion_{o.summary['method']}": png_markdown(o.path / o.summary["confusion_png"], "confusion matrix")
+               for o in outcomes}
+    if len(outcomes) == 1:
+        return to_result(context, outcomes[0], accuracy_table=_accuracy_table(outcomes), **figures)
+    combined = Outcome(
+        step="attributor", path=outcomes[0].path.parent,
+        fingerprint=combine_hashes({o.summary["method"]: o.fingerprint for o in outcomes}),
+        content_hash=combine_hashes({o.summary["method"]: o.content_hash for o in outcomes}),
+        reused=all(o.reused for o in outcomes), seconds=sum(o.seconds for o in outcomes),
+        summary={o.summary["method"]: {k: o.summary[k] for k in ("accuracy_mean", "accuracy_std", "n_test", "network")}
+                 for o in outcomes})
+    return to_result(context, combined, accuracy_table=_accuracy_table(outcomes), **figures)
 
 
 def build(ds: DatasetSpec) -> list[dg.AssetsDefinition]:
@@ -40,17 +54,20 @@ def build(ds: DatasetSpec) -> list[dg.AssetsDefinition]:
               deps=[ds.key("real_artifacts"), dg.AssetDep(ds.key("generated_artifacts"), partition_mapping=by_space)],
               pool="gpu", kinds={"pytorch"})
     def attributor(context: dg.AssetExecutionContext, manifpt: ManifptResource) -> dg.MaterializeResult:
-        """A ResNet trained on one space's artifacts to name the source model (real is one more class)."""
+        """Attributors trained on one space's artifacts, one per artifact kind, to name the source model (real is
+        one more class): a ResNet for image-shaped artifacts (rgb, freq), an MLP for vectors (sl, ssl)."""
         store, settings = manifpt.store(ds.name), manifpt.settings(ds.name)
-        outcome = train_attributors(store, settings, context.partition_key, registered_models(context, ds))
-        return _attribution_result(context, outcome)
+        models = registered_models(context, ds)
+        space = context.partition_key
+        return _attribution_result(context, [train_attributors(store, settings, method_name(space, kind), models)
+                                             for kind in settings.artifacts.kinds])
 
     @dg.asset(key=ds.key("raw_control"), group_name=GROUP, code_version=ATTRIBUTOR_VERSION,
               deps=[ds.key("real_images"), ds.key("generated_images")], pool="gpu", kinds={"pytorch"})
     def raw_control(context: dg.AssetExecutionContext, manifpt: ManifptResource) -> dg.MaterializeResult:
         """The control: the same network and protocol trained on the raw images instead of artifacts."""
         store, settings = manifpt.store(ds.name), manifpt.settings(ds.name)
-        return _attribution_result(context, train_attributors(store, settings, RAW, registered_models(context, ds)))
+        return _attribution_result(context, [train_attributors(store, settings, RAW, registered_models(context, ds))])
 
     @dg.asset(key=ds.key("attribution_report"), group_name=GROUP, code_version=REPORT_VERSION,
               deps=[attributor, raw_control, ds.key("generator"), ds.key("generated_images")], kinds={"markdown"})

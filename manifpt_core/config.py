@@ -13,8 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from manifpt_core.artifacts import KINDS as ARTIFACT_KINDS
 from manifpt_core.attribution import FitSettings
+from manifpt_core.encoders import EncoderSettings
 from manifpt_core.errors import InputError
+from manifpt_core.search import SearchSettings
 from manifpt_core.spaces import get_space
 from manifpt_core.store.layout import check_name
 from manifpt_core.zoo import ModelCard
@@ -56,6 +59,56 @@ class SourceSettings:
 
 
 @dataclass(frozen=True)
+class Encoders:
+    """How the learned spaces get their encoder: ``encoders.sl`` and ``encoders.ssl``."""
+
+    sl: EncoderSettings = field(default_factory=EncoderSettings)
+    ssl: EncoderSettings = field(default_factory=EncoderSettings)
+
+    def for_space(self, space: str) -> EncoderSettings:
+        return getattr(self, space)
+
+
+@dataclass(frozen=True)
+class ArtifactSettings:
+    """Which estimates of x* make artifacts: ``nearest`` (the nearest reference point, the paper's)
+    and ``knn`` (the projection onto the affine span of the ``knn_k`` nearest, ridge ``knn_reg``)."""
+
+    kinds: tuple[str, ...] = ("nearest",)
+    knn_k: int = 8
+    knn_reg: float = 1e-3
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "kinds", tuple(self.kinds))
+        unknown = [k for k in self.kinds if k not in ARTIFACT_KINDS]
+        if unknown or not self.kinds or len(set(self.kinds)) != len(self.kinds):
+            raise InputError(f"artifacts.kinds = {list(self.kinds)}: list distinct kinds among {list(ARTIFACT_KINDS)}")
+        if isinstance(self.knn_k, bool) or not isinstance(self.knn_k, int) or self.knn_k < 2:
+            raise InputError(f"artifacts.knn_k = {self.knn_k!r} must be an int >= 2 (a patch needs two points)")
+        if not isinstance(self.knn_reg, (int, float)) or self.knn_reg < 0:
+            raise InputError(f"artifacts.knn_reg = {self.knn_reg!r} must be a number >= 0")
+
+    def settings(self) -> dict[str, Any]:
+        return {"kinds": list(self.kinds), "knn_k": self.knn_k, "knn_reg": self.knn_reg}
+
+    @property
+    def neighbours(self) -> int:
+        """How many nearest reference points the artifact step needs per query."""
+        return self.knn_k if "knn" in self.kinds else 1
+
+
+def method_name(space: str, kind: str) -> str:
+    """The attributor (and report row) of a space's artifacts of one kind: ``rgb``, ``rgb-knn``."""
+    return space if kind == "nearest" else f"{space}-{kind}"
+
+
+def parse_method(method: str) -> tuple[str, str]:
+    """``(space, kind)`` of a method name made by :func:`method_name`."""
+    space, _, kind = method.partition("-")
+    return space, kind or "nearest"
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything that shapes a pipeline run. See docs/configuration.md for each key."""
 
@@ -65,7 +118,10 @@ class Settings:
     n_reference: int = 10000
     n_real_class: int = 2000
     n_per_model: int = 2000
-    spaces: tuple[str, ...] = ("rgb", "freq")
+    spaces: tuple[str, ...] = ("rgb", "freq", "sl", "ssl")
+    encoders: Encoders = field(default_factory=Encoders)
+    search: SearchSettings = field(default_factory=SearchSettings)
+    artifacts: ArtifactSettings = field(default_factory=ArtifactSettings)
     zoo: tuple[ModelCard, ...] = ()
     attributor: FitSettings = field(default_factory=FitSettings)
     seeds: tuple[int, ...] = (0,)
@@ -92,6 +148,11 @@ class Settings:
             raise InputError("seeds must list at least one attributor seed")
         if self.device not in DEVICES:
             raise InputError(f"device = {self.device!r} is not one of {DEVICES}")
+
+    @property
+    def methods(self) -> tuple[str, ...]:
+        """Every attributor over artifacts: one per space and artifact kind."""
+        return tuple(method_name(space, kind) for space in self.spaces for kind in self.artifacts.kinds)
 
     def card(self, model: str) -> ModelCard | None:
         """The zoo card named ``model``, or None when the model is a folder of images."""
@@ -125,6 +186,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "n_per_model": 1000,
         "zoo": _DEMO_ZOO,
         "attributor": {"epochs": 10, "patience": 3},
+        "artifacts": {"kinds": ["nearest", "knn"]},
         "seeds": [0, 1, 2],
         "datasets": FASHION_MNIST_SPLIT,
     },
@@ -138,6 +200,8 @@ PROFILES: dict[str, dict[str, Any]] = {
             {"name": "vae", "family": "vae", "seed": 0, "train": {"steps": 20, "batch_size": 32}},
         ],
         "attributor": {"epochs": 2, "patience": 2, "batch_size": 64},
+        "encoders": {"sl": {"steps": 10, "batch_size": 32}, "ssl": {"steps": 10, "batch_size": 32}},
+        "artifacts": {"kinds": ["nearest", "knn"], "knn_k": 4},
         "seeds": [0],
         "chunk_rows": 64,
         "block_rows": 128,
@@ -149,6 +213,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "n_per_model": 10000,
         "zoo": [dict(entry, train={"steps": 20000}) for entry in _DEMO_ZOO],
         "attributor": {"epochs": 30, "patience": 5},
+        "artifacts": {"kinds": ["nearest", "knn"]},
         "seeds": [0, 1, 2],
         "datasets": FASHION_MNIST_SPLIT,
     },
@@ -173,6 +238,11 @@ def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _tuples(data: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
+    """TOML arrays arrive as lists; frozen settings hold tuples."""
+    return {k: (tuple(v) if k in keys and isinstance(v, list) else v) for k, v in data.items()}
+
+
 def settings_from_dict(data: dict[str, Any], where: str = "settings") -> Settings:
     """Build validated Settings from plain data (a profile merged with a config file)."""
     data = dict(data)
@@ -189,6 +259,16 @@ def settings_from_dict(data: dict[str, Any], where: str = "settings") -> Setting
         data["attributor"] = _build(FitSettings, attr, f"{where} [attributor]")
     if "zoo" in data:
         data["zoo"] = tuple(ModelCard.from_dict(dict(entry)) for entry in data["zoo"])
+    if "encoders" in data:
+        raw = dict(data["encoders"])
+        unknown = sorted(set(raw) - {"sl", "ssl"})
+        if unknown:
+            raise InputError(f"unknown key(s) {unknown} in {where} [encoders]; valid keys: ['sl', 'ssl']")
+        data["encoders"] = Encoders(**{space: EncoderSettings.from_dict(space, dict(value)) for space, value in raw.items()})
+    if "search" in data:
+        data["search"] = _build(SearchSettings, dict(data["search"]), f"{where} [search]")
+    if "artifacts" in data:
+        data["artifacts"] = _build(ArtifactSettings, _tuples(dict(data["artifacts"]), ("kinds",)), f"{where} [artifacts]")
     for key in ("spaces", "seeds"):
         if key in data:
             data[key] = tuple(data[key])

@@ -43,6 +43,7 @@ class Space:
     name: ClassVar[str]
     version: ClassVar[str]
     image_shaped: ClassVar[bool]  # True when a vector reshapes to (C, H, W), so artifacts are images
+    learned: ClassVar[bool] = False  # True when an encoder (trained or loaded) does the embedding
 
     def settings(self) -> dict[str, Any]:
         return {"space": self.name, "version": self.version, **asdict(self)}
@@ -97,3 +98,33 @@ class FreqSpace(Space):
         x = images.astype(np.float32) / np.float32(255.0)
         spectrum = np.fft.fftshift(np.fft.fft2(x, axes=(-2, -1)), axes=(-2, -1))
         return np.log(np.abs(spectrum) + self.eps).astype(np.float32).reshape(len(images), -1)
+
+
+
+@dataclass(frozen=True)
+class LearnedSpace(Space):
+    """A space whose vectors come from an encoder: the space card in the store holds it (steps.space)."""
+
+    image_shaped: ClassVar[bool] = False
+    learned: ClassVar[bool] = True
+
+    def embed(self, images: np.ndarray) -> np.ndarray:
+        raise InputError(f"the {self.name} space embeds with its encoder; open it with manifpt_core.steps.space.open_space")
+
+
+@register_space
+@dataclass(frozen=True)
+class SupervisedSpace(LearnedSpace):
+    """Penultimate features of a supervised classifier: ResNet-50 with local weights, or one trained on the real labels."""
+
+    name: ClassVar[str] = "sl"
+    version: ClassVar[str] = "1"
+
+
+@register_space
+@dataclass(frozen=True)
+class SelfSupervisedSpace(LearnedSpace):
+    """Barlow Twins features: ResNet-50 with local weights, or an encoder trained on the real images."""
+
+    name: ClassVar[str] = "ssl"
+    version: ClassVar[str] = "1"

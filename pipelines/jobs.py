@@ -10,11 +10,11 @@ STAGES = (
     ("real_ingestion", ("real_images",), "none", "Step 1 for the real images."),
     ("model_ingestion", ("generator", "generated_images"), "model",
      "Step 1 for one generative model: train or observe it, ingest its images."),
-    ("reference", ("real_embeddings", "reference_index", "real_artifacts"), "space",
-     "Steps 2-4 for the real images in one space."),
+    ("reference", ("embedding_space", "real_embeddings", "reference_index", "real_artifacts"), "space",
+     "Steps 2-4 for the real images in one space: its encoder, embeddings, index and real-class artifacts."),
     ("model_space", ("generated_embeddings", "generated_artifacts"), "model_space",
      "Steps 2 and 4 for one generative model in one space."),
-    ("attribution", ("attributor",), "space", "Step 5: the attributor of one space."),
+    ("attribution", ("attributor",), "space", "Step 5: the attributors of one space (one per artifact kind)."),
     ("report", ("raw_control", "attribution_report"), "none", "Step 5: the raw-image control and the report."),
 )
 

@@ -14,6 +14,7 @@ from manifpt_core.sources.folder import (
     Resize,
     discover_benchmark,
     folder_content_hash,
+    folder_labels,
     list_image_files,
     load_image_folder,
 )
@@ -39,6 +40,7 @@ __all__ = [
     "discover_benchmark",
     "fashion_mnist_dir",
     "folder_content_hash",
+    "folder_labels",
     "list_image_files",
     "load_fashion_mnist",
     "load_image_folder",

@@ -199,6 +199,20 @@ def load_image_folder(
     return out, rel_paths
 
 
+def folder_labels(rel_paths: list[str]) -> tuple[np.ndarray, list[str]]:
+    """Class labels from class subfolders: ``real/<class>/<file>`` gives each file its class's rank.
+
+    Returns ``(labels int64 (N,), class names sorted)``. When any file lies
+    directly in the folder there are no classes: every label is -1 and the list is empty.
+    """
+    parts = [rel.split("/") for rel in rel_paths]
+    if not parts or any(len(p) < 2 for p in parts):
+        return np.full(len(rel_paths), -1, dtype=np.int64), []
+    names = sorted({p[0] for p in parts})
+    rank = {name: i for i, name in enumerate(names)}
+    return np.array([rank[p[0]] for p in parts], dtype=np.int64), names
+
+
 def _suggest_model_name(name: str) -> str:
     suggestion = re.sub(r"[^a-z0-9_-]+", "_", name.lower()).lstrip("_-")[:64]
     return suggestion or "model_1"

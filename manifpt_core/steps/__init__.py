@@ -7,7 +7,9 @@ from manifpt_core.steps.embed import embed_source
 from manifpt_core.steps.generators import materialize_generator
 from manifpt_core.steps.index import build_index
 from manifpt_core.steps.ingest import ingest_generated, ingest_real
+from manifpt_core.steps.pipeline import run_pipeline
 from manifpt_core.steps.report import write_report
+from manifpt_core.steps.space import materialize_space, open_space
 
 __all__ = [
     "RAW",
@@ -19,6 +21,9 @@ __all__ = [
     "load_record",
     "materialize_artifacts",
     "materialize_generator",
+    "materialize_space",
+    "open_space",
+    "run_pipeline",
     "train_attributors",
     "write_report",
 ]

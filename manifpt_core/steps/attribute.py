@@ -1,4 +1,4 @@
-"""Step 5a, attribution: an attributor per artifact space (and on raw images, the control).
+"""Step 5a, attribution: an attributor per artifact space and kind (and on raw images, the control).
 
 Classes are ``real`` (the real class samples) and every generative model, in
 sorted order. Splits come from the manifests (7:2:1 per source), so every
@@ -23,7 +23,7 @@ from manifpt_core.attribution import (
     resolve_device,
     save_attributor,
 )
-from manifpt_core.config import Settings
+from manifpt_core.config import Settings, parse_method
 from manifpt_core.errors import InputError, StoreError
 from manifpt_core.figures import save_confusion_matrix
 from manifpt_core.spaces import get_space
@@ -33,7 +33,8 @@ from manifpt_core.store.hashing import file_hash
 
 logger = logging.getLogger(__name__)
 
-ATTRIBUTOR_VERSION = "1"
+ATTRIBUTOR_VERSION = "2"
+ARTIFACT_ARRAYS = {"nearest": "artifact", "knn": "knn_artifact"}  # the stored array of each artifact kind
 RAW = "raw"  # the control: the same network on the raw images instead of artifacts
 SPLIT_NAMES = ("train", "val", "test")
 
@@ -51,27 +52,31 @@ def _splits(store: Store, source: str, rows: np.ndarray) -> np.ndarray:
     return split_of_row[rows]
 
 
-def _source_inputs(store: Store, space: str, source: str) -> tuple[np.ndarray, np.ndarray]:
-    """(x float32 (n, C, H, W), split per row) of one class's samples: its artifacts, or its raw images."""
+def _source_inputs(store: Store, method: str, source: str) -> tuple[np.ndarray, np.ndarray]:
+    """(x, split per row) of one class's samples: its artifacts of one kind, or its raw images.
+
+    Image-shaped artifacts (and raw images) are (n, C, H, W); a learned space's are vectors (n, D).
+    """
     images = require_record(store.images(source), f"the images of {source!r}")["summary"]
-    if space == RAW:
+    if method == RAW:
         n_ref = images.get("n_reference", 0)  # the real reference rows are the manifold, not a class
         rows = np.arange(n_ref, images["n_samples"])
         x = open_array(store.images(source))[n_ref:].astype(np.float32) / np.float32(255.0)
         return x, _splits(store, source, rows)
-    if not get_space(space).image_shaped:
-        raise InputError(f"space {space!r} has vector artifacts; this attributor handles image-shaped ones")
+    space, kind = parse_method(method)
     path = store.artifacts(space, source)
     rows = open_array(path, "query_row")[:]
-    x = open_array(path, "artifact")[:].reshape((len(rows), *images["image_shape"]))
+    x = open_array(path, ARTIFACT_ARRAYS[kind])[:]
+    if get_space(space).image_shaped:
+        x = x.reshape((len(rows), *images["image_shape"]))
     return x, _splits(store, source, rows)
 
 
-def _gather(store: Store, space: str, classes: list[str]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+def _gather(store: Store, method: str, classes: list[str]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """(x, label) per split, labels being positions in ``classes``."""
     data = {split: ([], []) for split in SPLIT_NAMES}
     for label, source in enumerate(classes):
-        x, split = _source_inputs(store, space, source)
+        x, split = _source_inputs(store, method, source)
         for name in SPLIT_NAMES:
             mask = split == name
             data[name][0].append(x[mask])
@@ -79,17 +84,20 @@ def _gather(store: Store, space: str, classes: list[str]) -> dict[str, tuple[np.
     return {k: (np.concatenate(xs), np.concatenate(ys)) for k, (xs, ys) in data.items()}
 
 
-def train_attributors(store: Store, settings: Settings, space: str, models: list[str]) -> Outcome:
-    """Train one attributor per seed on ``space`` artifacts (or raw images); record test metrics."""
+def train_attributors(store: Store, settings: Settings, method: str, models: list[str]) -> Outcome:
+    """Train one attributor per seed on a method's inputs (a space's artifacts of one kind, or the raw images).
+
+    ``method`` is ``RAW`` or a name made by ``config.method_name`` (``rgb``, ``rgb-knn``, ...).
+    """
     classes = classes_for(models)
     inputs = {}
     for source in classes:
-        path = store.images(source) if space == RAW else store.artifacts(space, source)
-        inputs[source] = require_record(path, f"{'images' if space == RAW else 'artifacts'} of {source!r}")["content_hash"]
+        path = store.images(source) if method == RAW else store.artifacts(parse_method(method)[0], source)
+        inputs[source] = require_record(path, f"{'images' if method == RAW else 'artifacts'} of {source!r}")["content_hash"]
     fit = settings.attributor
 
     def compute(tmp: Path, fp: str) -> tuple[str, dict[str, Any]]:
-        data = _gather(store, space, classes)
+        data = _gather(store, method, classes)
         (x_tr, y_tr), (x_va, y_va), (x_te, y_te) = data["train"], data["val"], data["test"]
         device = resolve_device(settings.device)
         tmp.mkdir(parents=True)
@@ -103,12 +111,13 @@ def train_attributors(store: Store, settings: Settings, space: str, models: list
                              "best_val_accuracy": result.best_val_accuracy, "history": result.history})
             save_attributor(result, tmp / f"seed{seed}.pt")
             weight_hashes[str(seed)] = file_hash(tmp / f"seed{seed}.pt")
-            logger.info("attributor %s seed %d: test accuracy %.4f", space, seed, acc)
+            logger.info("attributor %s seed %d: test accuracy %.4f", method, seed, acc)
         accs = np.array([s["test_accuracy"] for s in per_seed])
         confusion = np.sum(matrices, axis=0)
-        save_confusion_matrix(confusion, classes, f"{space}: test confusion (sum over seeds)", tmp / "confusion.png")
+        save_confusion_matrix(confusion, classes, f"{method}: test confusion (sum over seeds)", tmp / "confusion.png")
         summary = {
-            "space": space,
+            "method": method,
+            "network": "resnet" if x_tr.ndim == 4 else "mlp",
             "classes": classes,
             "n_train": len(y_tr), "n_val": len(y_va), "n_test": len(y_te),
             "seeds": list(settings.seeds),
@@ -122,13 +131,13 @@ def train_attributors(store: Store, settings: Settings, space: str, models: list
         (tmp / "metrics.json").write_text(json.dumps(summary, indent=2))
         return combine_hashes(weight_hashes), summary
 
-    return run_cached(store.attributor(space), "attributor", ATTRIBUTOR_VERSION, inputs,
+    return run_cached(store.attributor(method), "attributor", ATTRIBUTOR_VERSION, inputs,
                       {"fit": asdict(fit), "seeds": list(settings.seeds), "classes": classes}, compute)
 
 
-def attributor_metrics(store: Store, space: str) -> dict[str, Any]:
-    """The stored metrics of a space's attributor (StoreError if it was never trained)."""
-    path = store.attributor(space) / "metrics.json"
+def attributor_metrics(store: Store, method: str) -> dict[str, Any]:
+    """The stored metrics of a method's attributor (StoreError if it was never trained)."""
+    path = store.attributor(method) / "metrics.json"
     if not path.is_file():
-        raise StoreError(f"no attributor metrics at {path}: materialize the attributor for {space!r} first")
+        raise StoreError(f"no attributor metrics at {path}: materialize the attributor for {method!r} first")
     return json.loads(path.read_text())

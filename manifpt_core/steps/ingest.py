@@ -21,6 +21,7 @@ from manifpt_core.sources import (
     Resize,
     fashion_mnist_dir,
     folder_content_hash,
+    folder_labels,
     load_fashion_mnist,
     load_image_folder,
 )
@@ -82,7 +83,7 @@ def _load_real(settings: Settings) -> tuple[np.ndarray, list[str], np.ndarray, n
     n_class = min(settings.n_real_class, len(images) // 3)
     order = sorted(range(len(images)), key=lambda i: hashlib.sha256(origins[i].encode()).hexdigest())
     cls_idx, ref_idx = np.array(order[:n_class]), np.array(order[n_class:])
-    labels = np.full(len(images), -1, dtype=np.int64)
+    labels, _ = folder_labels(paths)  # class subfolders of real/ give labels (the sl space trains on them)
     return (images[ref_idx], [origins[i] for i in ref_idx], labels[ref_idx],
             images[cls_idx], [origins[i] for i in cls_idx], labels[cls_idx])
 

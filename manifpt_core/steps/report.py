@@ -1,8 +1,9 @@
 """Step 5b, the report: which generative model made an image, and how well can we tell?
 
 ``reports/report.md`` + ``report.json`` + ``figures/*.png``: test accuracy of
-the attributor in each artifact space and of the raw-image control, confusion
-matrices, and each generator's sample grid.
+the attributor for each artifact space and kind and of the raw-image control,
+what made each space and how its index searches, confusion matrices, and each
+generator's sample grid.
 """
 
 from __future__ import annotations
@@ -12,13 +13,13 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from manifpt_core.config import Settings
+from manifpt_core.config import Settings, parse_method
 from manifpt_core.steps.attribute import RAW, attributor_metrics, classes_for
 from manifpt_core.steps.cache import Outcome, require_record, run_cached
 from manifpt_core.steps.generators import GRID
 from manifpt_core.store import Store, combine_hashes
 
-REPORT_VERSION = "2"
+REPORT_VERSION = "3"
 
 
 def _fmt(mean: float, std: float | None) -> str:
@@ -27,9 +28,12 @@ def _fmt(mean: float, std: float | None) -> str:
 
 def write_report(store: Store, settings: Settings, models: list[str]) -> Outcome:
     """Gather every attributor's metrics into the report."""
-    rows = [*settings.spaces, RAW]
+    rows = [*settings.methods, RAW]
     inputs = {f"attributor/{r}": require_record(store.attributor(r), f"the attributor for {r!r}")["content_hash"]
               for r in rows}
+    for space in settings.spaces:
+        inputs[f"space/{space}"] = require_record(store.space(space), f"the embedding space {space!r}")["content_hash"]
+        inputs[f"index/{space}"] = require_record(store.index(space), f"the index of {space!r}")["content_hash"]
     for model in models:
         inputs[f"generator/{model}"] = require_record(store.generator(model), f"the generator {model!r}")["content_hash"]
         inputs[f"images/{model}"] = require_record(store.images(model), f"the images of {model!r}")["content_hash"]
@@ -41,10 +45,13 @@ def write_report(store: Store, settings: Settings, models: list[str]) -> Outcome
         for row in rows:
             m = attributor_metrics(store, row)
             shutil.copyfile(store.attributor(row) / m["confusion_png"], figures / f"confusion_{row}.png")
-            table.append({"method": "raw-image control" if row == RAW else f"artifacts ({row})", "space": row,
+            space, kind = (None, None) if row == RAW else parse_method(row)
+            table.append({"method": _method_label(row, settings), "key": row, "space": space, "kind": kind,
+                          "network": m["network"],
                           "accuracy_mean": m["accuracy_mean"], "accuracy_std": m["accuracy_std"],
                           "seeds": m["seeds"], "n_test": m["n_test"], "per_seed": [s["test_accuracy"] for s in m["per_seed"]],
                           "confusion": m["confusion"], "figure": f"figures/confusion_{row}.png"})
+        spaces = [_space_row(store, space) for space in settings.spaces]
         grids, generators = {}, []
         for model in models:
             grid = store.generator(model) / GRID
@@ -66,6 +73,7 @@ def write_report(store: Store, settings: Settings, models: list[str]) -> Outcome
             "samples": {"reference": real["n_reference"], "real_class": real["n_real_class"],
                         "per_model": settings.n_per_model},
             "main_table": table,
+            "spaces": spaces,
             "sample_grids": grids,
             "generators": generators,
             "frechet_space": real["frechet_space"],
@@ -78,7 +86,30 @@ def write_report(store: Store, settings: Settings, models: list[str]) -> Outcome
         return combine_hashes({"report": json.dumps(report, sort_keys=True)}), {
             "main_table": [{k: r[k] for k in ("method", "accuracy_mean", "accuracy_std", "n_test")} for r in table]}
 
-    return run_cached(store.reports, "report", REPORT_VERSION, inputs, {"spaces": list(settings.spaces)}, compute)
+    return run_cached(store.reports, "report", REPORT_VERSION, inputs,
+                      {"methods": list(settings.methods), "artifacts": settings.artifacts.settings()}, compute)
+
+
+def _method_label(method: str, settings: Settings) -> str:
+    if method == RAW:
+        return "raw-image control"
+    space, kind = parse_method(method)
+    if kind == "knn":
+        return f"artifacts ({space}, k-NN projection, k={settings.artifacts.knn_k})"
+    return f"artifacts ({space}, nearest)"
+
+
+def _space_row(store: Store, space: str) -> dict[str, Any]:
+    """What made a space and how its index searches: the report's spaces table."""
+    card = require_record(store.space(space), f"the embedding space {space!r}")["summary"]
+    index = require_record(store.index(space), f"the index of {space!r}")["summary"]
+    encoder = card.get("encoder") or {}
+    real = require_record(store.artifacts(space, "real"), f"the real artifacts in {space!r}")["summary"]
+    return {"space": space, "dim": index["dim"], "encoder": encoder.get("kind", "none (fixed transform)"),
+            "origin": encoder.get("origin", "-"), "arch": encoder.get("arch", "-"),
+            "weights_sha256": card.get("encoder_sha256"), "index_kind": index["kind"],
+            "recall_at_1": (index.get("recall") or {}).get("recall_at_1"),
+            "real_mean_nn_dist": real["mean_nn_dist"]}
 
 
 def render_markdown(report: dict[str, Any]) -> str:
@@ -92,15 +123,23 @@ def render_markdown(report: dict[str, Any]) -> str:
         "",
         "## Test accuracy (%)",
         "",
-        "| method | accuracy | seeds | test samples |",
-        "|---|---|---|---|",
+        "| method | network | accuracy | seeds | test samples |",
+        "|---|---|---|---|---|",
     ]
     for row in report["main_table"]:
-        lines.append(f"| {row['method']} | {_fmt(row['accuracy_mean'], row['accuracy_std'])} | "
+        lines.append(f"| {row['method']} | {row['network']} | {_fmt(row['accuracy_mean'], row['accuracy_std'])} | "
                      f"{len(row['seeds'])} | {row['n_test']} |")
-    lines += ["", "A single seed has no spread: ± is shown only with several seeds.", "", "## Confusion matrices", ""]
+    lines += ["", "A single seed has no spread: ± is shown only with several seeds.", "",
+              "## Embedding spaces", "",
+              "| space | dim | encoder | origin | architecture | index | recall@1 | real-class mean NN distance |",
+              "|---|---|---|---|---|---|---|---|"]
+    for sp in report["spaces"]:
+        recall = "exact" if sp["recall_at_1"] is None else f"{sp['recall_at_1']:.4f}"
+        lines.append(f"| {sp['space']} | {sp['dim']} | {sp['encoder']} | {sp['origin']} | {sp['arch']} | "
+                     f"{sp['index_kind']} | {recall} | {sp['real_mean_nn_dist']:.4f} |")
+    lines += ["", "## Confusion matrices", ""]
     for row in report["main_table"]:
-        lines += [f"### {row['method']}", "", f"![confusion {row['space']}]({row['figure']})", ""]
+        lines += [f"### {row['method']}", "", f"![confusion {row['key']}]({row['figure']})", ""]
     lines += [
         "## Generators",
         "",

@@ -1,6 +1,14 @@
 """The store: Zarr arrays, Parquet manifests, hashing and atomic commit."""
 
-from manifpt_core.store.arrays import RowWriter, create_rows, iter_blocks, open_array, read_record, write_record
+from manifpt_core.store.arrays import (
+    RowWriter,
+    create_rows,
+    iter_blocks,
+    open_array,
+    prefetch,
+    read_record,
+    write_record,
+)
 from manifpt_core.store.atomic import atomic_path
 from manifpt_core.store.hashing import ArrayHasher, array_bytes_hash, canonical_json, combine_hashes, fingerprint
 from manifpt_core.store.layout import Store, check_name, default_home
@@ -23,6 +31,7 @@ __all__ = [
     "iter_blocks",
     "manifest_record",
     "open_array",
+    "prefetch",
     "read_manifest",
     "read_record",
     "write_manifest",

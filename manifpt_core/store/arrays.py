@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +78,23 @@ def iter_blocks(array: zarr.Array, block_rows: int) -> Iterator[tuple[int, np.nd
     step = aligned_block_rows(block_rows, array.chunks[0])
     for start in range(0, array.shape[0], step):
         yield start, array[start : start + step]
+
+
+_END = object()
+
+
+def prefetch(items: Iterable[Any]) -> Iterator[Any]:
+    """Yield ``items`` while the next one is produced in a background thread.
+
+    Reading a Zarr block (decompression releases the GIL) then overlaps the
+    computation on the block before it; memory holds at most two blocks.
+    """
+    iterator = iter(items)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="prefetch") as pool:
+        pending = pool.submit(next, iterator, _END)
+        while (item := pending.result()) is not _END:
+            pending = pool.submit(next, iterator, _END)
+            yield item
 
 
 def write_record(node: zarr.Array | zarr.Group, record: Mapping[str, Any]) -> None:

@@ -56,6 +56,9 @@ class Store:
     def generator(self, model: str) -> Path:
         return self.base / "generators" / check_name("model", model)
 
+    def space(self, space: str) -> Path:
+        return self.base / "spaces" / check_name("space", space)
+
     def embeddings(self, space: str, source: str) -> Path:
         return self.base / "embeddings" / check_name("space", space) / f"{check_name('source', source)}.zarr"
 

@@ -21,7 +21,7 @@ def test_toml_overrides_the_profile_key_by_key(tmp_path):
         ("n_referense = 5\n", r"unknown key\(s\) \['n_referense'\].*valid keys: .*n_reference"),
         ("[attributor]\nepoch = 5\n", r"unknown key\(s\) \['epoch'\].*\[attributor\].*epochs"),
         ("[source]\nkind = 'zip'\n", r"source.kind = 'zip' is not one of \('fashion_mnist', 'folder'\)"),
-        ("spaces = ['rgb', 'sift']\n", r"unknown embedding space 'sift'; valid spaces: freq, rgb"),
+        ("spaces = ['rgb', 'sift']\n", r"unknown embedding space 'sift'; valid spaces: freq, rgb, sl, ssl"),
         ("device = 'tpu'\n", r"device = 'tpu' is not one of"),
         ("n_per_model = 0\n", r"n_per_model must be positive, got 0"),
         ("[source]\nkind = 'folder'\n", r"needs source.path"),

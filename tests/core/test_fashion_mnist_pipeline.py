@@ -31,15 +31,11 @@ def test_fashion_mnist_and_zoo_end_to_end(tmp_path):
         images = steps.ingest_generated(store, settings, model)
         stored = open_array(images.path)
         assert stored.shape == (100, 1, 28, 28) and stored.dtype == np.uint8
-    for space in settings.spaces:
-        for source in ["real", *models]:
-            steps.embed_source(store, settings, space, source)
-        steps.build_index(store, settings, space)
-        for source in ["real", *models]:
-            steps.materialize_artifacts(store, settings, space, source)
-    for space in [*settings.spaces, steps.RAW]:
-        steps.train_attributors(store, settings, space, models)
-    report = steps.write_report(store, settings, models)
+    outcomes = steps.run_pipeline(store, settings, models)
+    report = outcomes[-1]
+    space_cards = {o.summary["space"]["space"]: o.summary for o in outcomes if o.step == "space"}
+    assert space_cards["sl"]["encoder"]["kind"] == "supervised" and space_cards["sl"]["feature_dim"] == 256
+    assert space_cards["ssl"]["encoder"]["kind"] == "barlow_twins" and space_cards["rgb"]["encoder"] is None
     data = json.loads((report.path / "report.json").read_text())
     assert data["classes"] == ["real", "dcgan", "vae"]
     assert set(data["sample_grids"]) == {"dcgan", "vae"}

@@ -288,3 +288,12 @@ def test_folder_content_hash(tmp_path):
     stat = (tmp_path / "a.png").stat()
     os.utime(tmp_path / "a.png", ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
     assert folder_content_hash(tmp_path) != second
+
+
+def test_class_subfolders_give_labels_and_flat_folders_none():
+    from manifpt_core.sources import folder_labels
+
+    labels, names = folder_labels(["shoe/1.png", "bag/2.png", "shoe/deep/3.png"])
+    assert names == ["bag", "shoe"] and labels.tolist() == [1, 0, 1]
+    labels, names = folder_labels(["shoe/1.png", "2.png"])
+    assert names == [] and labels.tolist() == [-1, -1]

@@ -45,5 +45,5 @@ def test_embedding_is_batch_size_invariant(images):
 def test_spaces_check_their_input():
     with pytest.raises(TypeError, match="uint8"):
         get_space("rgb").embed(np.zeros((2, 1, 4, 4), dtype=np.float32))
-    with pytest.raises(InputError, match="valid spaces: freq, rgb"):
+    with pytest.raises(InputError, match="valid spaces: freq, rgb, sl, ssl"):
         get_space("pixels")

@@ -8,6 +8,7 @@ import pytest
 from manifpt_core import steps
 from manifpt_core.config import settings_from_dict
 from manifpt_core.errors import InputError
+from manifpt_core.projection import project_to_span
 from manifpt_core.store import Store, open_array
 
 MODELS = ["alpha", "beta"]
@@ -21,7 +22,9 @@ def folder_settings(root, **overrides):
         "n_reference": 120,
         "n_real_class": 60,
         "zoo": [],
-        "attributor": {"epochs": 8, "patience": 8, "batch_size": 16, "widths": [8, 16]},
+        "attributor": {"epochs": 8, "patience": 8, "batch_size": 16, "widths": [8, 16], "mlp_hidden": [32]},
+        "encoders": {"sl": {"steps": 10, "batch_size": 32}, "ssl": {"steps": 10, "batch_size": 32}},
+        "artifacts": {"kinds": ["nearest", "knn"], "knn_k": 4},
         "chunk_rows": 16,
         "block_rows": 32,
         "device": "cpu",
@@ -31,17 +34,7 @@ def folder_settings(root, **overrides):
 
 
 def run_all(store, settings):
-    outcomes = [steps.ingest_real(store, settings)]
-    for model in MODELS:
-        outcomes += [steps.materialize_generator(store, settings, model), steps.ingest_generated(store, settings, model)]
-    for space in settings.spaces:
-        outcomes += [steps.embed_source(store, settings, space, s) for s in ["real", *MODELS]]
-        outcomes.append(steps.build_index(store, settings, space))
-        outcomes += [steps.materialize_artifacts(store, settings, space, s) for s in ["real", *MODELS]]
-    for space in [*settings.spaces, steps.RAW]:
-        outcomes.append(steps.train_attributors(store, settings, space, MODELS))
-    outcomes.append(steps.write_report(store, settings, MODELS))
-    return outcomes
+    return steps.run_pipeline(store, settings, MODELS)
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +58,7 @@ def test_real_split_is_disjoint_reference_first(built):
     assert len(set(table["path"])) == 180
 
 
-@pytest.mark.parametrize("space", ["rgb", "freq"])
+@pytest.mark.parametrize("space", ["rgb", "freq", "sl", "ssl"])
 @pytest.mark.parametrize("source", ["real", "alpha"])
 def test_stored_artifacts_equal_brute_force(built, space, source):
     _, _, store, _ = built
@@ -83,6 +76,13 @@ def test_stored_artifacts_equal_brute_force(built, space, source):
     if source == "real":  # real class rows only, and never a reference row as its own neighbour
         np.testing.assert_array_equal(rows, np.arange(n_ref, 180))
         assert np.all(open_array(path, "nn_id")[:] < n_ref)
+    # knn: the 4 nearest references, and x minus its projection onto their span
+    knn_ids = open_array(path, "knn_ids")[:]
+    np.testing.assert_array_equal(knn_ids, np.argsort(d2, axis=1, kind="stable")[:, :4])
+    expected = queries - project_to_span(queries, reference[knn_ids], reg=1e-3)
+    np.testing.assert_allclose(open_array(path, "knn_artifact")[:], expected, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(open_array(path, "knn_dist")[:], np.linalg.norm(expected, axis=1), rtol=1e-4, atol=1e-5)
+    assert np.all(open_array(path, "knn_dist")[:] <= open_array(path, "nn_dist")[:] + 1e-4)
 
 
 def test_second_materialization_reuses_the_store(built):
@@ -101,29 +101,38 @@ def test_chunk_and_block_size_do_not_change_results(built, tmp_path):
     for model in MODELS:
         steps.materialize_generator(other, settings, model)
         steps.ingest_generated(other, settings, model)
-    for source in ["real", "alpha"]:
-        steps.embed_source(other, settings, "freq", source)
-    steps.build_index(other, settings, "freq")
-    for source in ["real", "alpha"]:
-        a = steps.materialize_artifacts(other, settings, "freq", source)
-        assert open_array(a.path, "artifact").chunks[0] == 8
-        b = store.artifacts("freq", source)
-        assert a.content_hash == steps.load_record(b)["content_hash"]
-        np.testing.assert_array_equal(open_array(a.path, "artifact")[:], open_array(b, "artifact")[:])
+    for space in ("freq", "ssl"):
+        steps.materialize_space(other, settings, space)
+        for source in ["real", "alpha"]:
+            steps.embed_source(other, settings, space, source)
+        steps.build_index(other, settings, space)
+        for source in ["real", "alpha"]:
+            a = steps.materialize_artifacts(other, settings, space, source)
+            assert open_array(a.path, "artifact").chunks[0] == 8
+            b = store.artifacts(space, source)
+            for name in ("nn_id", "knn_ids"):
+                np.testing.assert_array_equal(open_array(a.path, name)[:], open_array(b, name)[:])
+            if space == "freq":  # a fixed transform: bit for bit
+                assert a.content_hash == steps.load_record(b)["content_hash"]
+            else:  # an encoder: batches of another size may round differently in the last bits
+                np.testing.assert_allclose(open_array(a.path, "artifact")[:], open_array(b, "artifact")[:], atol=1e-4)
 
 
 def test_report_has_every_entry(built):
     _, settings, store, _ = built
     report = json.loads((store.reports / "report.json").read_text())
     methods = [row["method"] for row in report["main_table"]]
-    assert methods == ["artifacts (rgb)", "artifacts (freq)", "raw-image control"]
+    assert [row["key"] for row in report["main_table"]] == [*settings.methods, "raw"]
+    assert methods[:2] == ["artifacts (rgb, nearest)", "artifacts (rgb, k-NN projection, k=4)"]
+    assert {row["network"] for row in report["main_table"]} == {"resnet", "mlp"}
+    assert [sp["space"] for sp in report["spaces"]] == ["rgb", "freq", "sl", "ssl"]
     assert report["classes"] == ["real", "alpha", "beta"]
     for row in report["main_table"]:
         assert 0.0 <= row["accuracy_mean"] <= 1.0
         assert np.asarray(row["confusion"]).sum() == row["n_test"] > 0
         assert (store.reports / row["figure"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     md = (store.reports / "report.md").read_text()
-    assert "artifacts (rgb)" in md and "raw-image control" in md and "figures/confusion_freq.png" in md
+    assert "artifacts (rgb, nearest)" in md and "raw-image control" in md and "figures/confusion_ssl-knn.png" in md
     # the planted checkerboard/stripes make the artifacts attributable far above chance (1/3)
     assert report["main_table"][0]["accuracy_mean"] > 0.6
 

@@ -7,7 +7,7 @@ from pipelines.definitions import build_definitions, defs
 from pipelines.resources import ManifptResource
 
 STEP_GROUPS = {"ingestion", "embedding", "index", "artifacts", "attribution"}
-ASSETS = {"real_images", "generator", "generated_images", "real_embeddings", "generated_embeddings",
+ASSETS = {"real_images", "generator", "generated_images", "embedding_space", "real_embeddings", "generated_embeddings",
           "reference_index", "real_artifacts", "generated_artifacts", "attributor", "raw_control",
           "attribution_report"}
 DATASETS = ("fmnist_clothing", "fmnist_footwear_bags")
@@ -44,7 +44,7 @@ def test_partitioning_per_model_and_space(demo_defs):
     assert isinstance(pdef("generator"), dg.DynamicPartitionsDefinition)
     assert pdef("generator").name == "models_fmnist_clothing"
     assert isinstance(pdef("generated_artifacts"), dg.MultiPartitionsDefinition)
-    assert pdef("reference_index").get_partition_keys() == ["rgb", "freq"]
+    assert pdef("reference_index").get_partition_keys() == ["rgb", "freq", "sl", "ssl"]
     assert pdef("real_images") is None and pdef("attribution_report") is None
     other = graph.get(dg.AssetKey(["fmnist_footwear_bags", "generator"])).partitions_def
     assert other.name == "models_fmnist_footwear_bags"
@@ -53,7 +53,8 @@ def test_partitioning_per_model_and_space(demo_defs):
 def test_gpu_steps_are_in_the_gpu_pool(demo_defs):
     graph = demo_defs.resolve_asset_graph()
     gpu = {k.path[-1] for k in graph.get_all_asset_keys() if graph.get(k).pools == {"gpu"}}
-    assert gpu == {"generator", "generated_images", "attributor", "raw_control"}
+    assert gpu == {"generator", "generated_images", "embedding_space", "real_embeddings", "generated_embeddings",
+                   "real_artifacts", "generated_artifacts", "attributor", "raw_control"}
 
 
 def test_jobs_and_sensor_resolve(demo_defs):

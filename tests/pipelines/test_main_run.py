@@ -13,7 +13,7 @@ from tests.conftest import make_benchmark
 
 ALL_ASSETS = {
     f"bench/{name}" for name in (
-        "real_images", "generator", "generated_images", "real_embeddings", "generated_embeddings",
+        "real_images", "generator", "generated_images", "embedding_space", "real_embeddings", "generated_embeddings",
         "reference_index", "real_artifacts", "generated_artifacts", "attributor", "raw_control", "attribution_report",
     )
 }
@@ -68,8 +68,8 @@ def test_main_run_materializes_everything_then_reuses(tmp_path, monkeypatch, cap
     instance = dg.DagsterInstance.from_config(str(home / "dagster"))
     first = materializations(instance)
     assert {name for name, _ in first} == ALL_ASSETS
-    # 1 real + 2x2 per model + 3x2 per space + 2x4 per model and space + 2 attributors + control + report
-    assert len(first) == 1 + 4 + 6 + 8 + 2 + 2
+    # 1 real + 2x2 per model + 4x4 per space + 2x2x4 per model and space + 4 attributors + control + report
+    assert len(first) == 1 + 4 + 16 + 16 + 4 + 2
     assert not any(m.metadata["reused"].value for _, m in first)
     assert all(m.tags.get("dagster/data_version") for _, m in first)
 
