@@ -1,0 +1,212 @@
+"""Speed and recall of nearest-neighbour search, as ratios to GEMM, scikit-learn and a numpy loop, and its peak memory.
+
+    .venv/bin/python benchmarks/bench_search.py [--device cpu|cuda] [--quick]
+
+On seeded random Gaussian data (the hardest case for approximate indexes), per size:
+exact search's GFLOP/s (2 n_q n_ref d flops) against the float32 GEMM of the same
+shapes (one query block @ reference.T; numpy on the CPU, torch on CUDA), and its
+speed-up over scikit-learn's brute-force NearestNeighbors and over a per-query numpy
+loop; then IVF and HNSW: build time, speed-up over exact search, recall@1. Last, the
+peak RSS of a child process streaming queries from a Zarr array through exact
+search, for two query counts: streaming keeps them equal. Every ratio comes from
+this one run; nothing is asserted.
+"""
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import faiss
+import numpy as np
+import torch
+
+from manifpt_core.search import Searcher, SearchSettings, build_flat_index, build_index, recall_at_1
+from manifpt_core.search.engines import faiss_gpu_available
+
+# (name, d, n_ref, n_q): a learned space at scale, then the demo's pixel and low-dimensional sizes.
+SIZES = [("d2048", 2048, 50_000, 20_000), ("demo-784", 784, 10_000, 9_000), ("demo-128", 128, 10_000, 9_000)]
+QUICK_SIZES = [("quick-512", 512, 4_000, 2_000), ("quick-64", 64, 3_000, 1_000)]
+# Both counts span several query blocks: the first two blocks read from Zarr also set up its decoding buffers.
+RSS_COUNTS, QUICK_RSS_COUNTS = (10_000, 40_000), (1_000, 4_000)
+LOOP_QUERIES = 50  # the per-query numpy loop is timed on this many queries and scaled to all
+
+
+def random_data(d: int, n_ref: int, n_q: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded standard-normal reference rows and queries."""
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((n_ref, d), dtype=np.float32), rng.standard_normal((n_q, d), dtype=np.float32)
+
+
+def timed(device: str, fn, *args):
+    """``(seconds, result)`` of ``fn(*args)``, waiting for the GPU to finish when there is one."""
+    if device == "cuda":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    out = fn(*args)
+    if device == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - start, out
+
+
+def gemm_seconds(reference: np.ndarray, queries: np.ndarray, block: int, device: str) -> float:
+    """float32 GEMM of every query block @ reference.T: numpy on the CPU, torch on CUDA."""
+    if device == "cpu":
+        return timed(device, lambda: [queries[s:s + block] @ reference.T for s in range(0, len(queries), block)])[0]
+    ref = torch.from_numpy(reference).to(device)
+    q = torch.from_numpy(queries).to(device)
+    ref @ q[:block].T  # warm-up: cuBLAS handles and kernels
+    return timed(device, lambda: [q[s:s + block] @ ref.T for s in range(0, len(q), block)])[0]
+
+
+def sklearn_seconds(reference: np.ndarray, queries: np.ndarray) -> float | None:
+    """scikit-learn's brute-force 1-NN on all queries; None when scikit-learn is not installed."""
+    try:
+        from sklearn.neighbors import NearestNeighbors
+    except ImportError:
+        return None
+    nn = NearestNeighbors(n_neighbors=1, algorithm="brute").fit(reference)
+    return timed("cpu", nn.kneighbors, queries)[0]
+
+
+def loop_seconds(reference: np.ndarray, queries: np.ndarray) -> float:
+    """A per-query numpy loop, timed on the first ``LOOP_QUERIES`` queries and scaled to all of them."""
+    sub = queries[:LOOP_QUERIES]
+    seconds = timed("cpu", lambda: [np.argmin(np.einsum("nd,nd->n", reference - q, reference - q)) for q in sub])[0]
+    return seconds * len(queries) / len(sub)
+
+
+def exact_engines(device: str) -> list[str]:
+    """The exact engines that can run on ``device`` here."""
+    if device == "cpu":
+        return ["faiss-cpu", "torch-cpu"]
+    return ["faiss-gpu", "torch-cuda"] if faiss_gpu_available() else ["torch-cuda"]
+
+
+def exact_rows(name: str, reference: np.ndarray, queries: np.ndarray, device: str):
+    """One table row per exact engine, and the default engine's ``(seconds, (ids, dist))`` for the recall part."""
+    settings = SearchSettings()
+    index = build_flat_index(reference)
+    default = Searcher(index, settings, device).engine
+    flops = 2.0 * len(queries) * len(reference) * reference.shape[1]
+    gemm = flops / gemm_seconds(reference, queries, settings.query_block, device) / 1e9
+    sk, loop = sklearn_seconds(reference, queries), loop_seconds(reference, queries)
+    rows, results = [], {}
+    for engine in exact_engines(device):
+        searcher = Searcher(index, settings, device, engine=engine)
+        searcher.search(queries[:64])  # warm-up
+        results[engine] = timed(device, searcher.search, queries)
+        seconds = results[engine][0]
+        ours = flops / seconds / 1e9
+        rows.append(f"{name:10s} {engine + ('*' if engine == default else ''):12s} {seconds:8.3f} {ours:8.1f} "
+                    f"{gemm:8.1f} {ours / gemm:7.2f} {_ratio(sk, seconds):>10s} {_ratio(loop, seconds):>10s}")
+    return rows, results[default]
+
+
+def _ratio(baseline: float | None, ours: float) -> str:
+    return "n/a" if baseline is None else f"{baseline / ours:.1f}x"
+
+
+def approximate_rows(name: str, reference: np.ndarray, queries: np.ndarray, device: str, exact) -> list[str]:
+    """IVF and HNSW with default settings: build time, speed-up over ``exact`` (seconds, answers), recall@1."""
+    (exact_s, truth), rows = exact, []
+    for settings in (SearchSettings(backend="ivf"), SearchSettings(backend="hnsw")):
+        build_s, index = timed("cpu", build_index, reference, settings)
+        searcher = Searcher(index, settings, device)
+        seconds, found = timed(device, searcher.search, queries)
+        recall = recall_at_1(found[0], found[1], truth[0], truth[1])
+        rows.append(f"{name:10s} {settings.backend:5s} {searcher.engine:10s} {build_s:8.1f} {seconds:8.3f} "
+                    f"{exact_s / seconds:9.3g}x {recall:9.3f}")
+    return rows
+
+
+def streamed_reference(d: int, n_ref: int, rows: int = 4096) -> faiss.IndexFlatL2:
+    """A flat index over seeded random rows, added a block at a time so that only the index is held."""
+    index, rng = faiss.IndexFlatL2(d), np.random.default_rng(1)
+    for start in range(0, n_ref, rows):
+        index.add(rng.standard_normal((min(rows, n_ref - start), d), dtype=np.float32))
+    return index
+
+
+def rss_child(args: argparse.Namespace) -> None:
+    """Child process: stream the first ``--rss-queries`` rows of a Zarr array through exact search; print peak RSS."""
+    import zarr
+
+    searcher = Searcher(streamed_reference(args.rss_dim, args.rss_refs), SearchSettings(), args.device)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    array = zarr.open_array(store=args.rss_zarr, mode="r")
+    n, step = args.rss_queries, searcher.settings.query_block
+    for _ in searcher.stream(array[s:min(s + step, n)] for s in range(0, n, step)):
+        pass
+    print(json.dumps({"before": before, "peak": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+
+
+def rss_rows(d: int, n_ref: int, counts: tuple[int, ...], device: str) -> list[str]:
+    """Peak RSS of one child process per query count, all reading one Zarr array chunked along rows."""
+    try:
+        import zarr
+    except ImportError:
+        return ["zarr is not installed: peak-memory part skipped (pip install zarr to run it)"]
+    with tempfile.TemporaryDirectory() as tmp:
+        path = str(Path(tmp) / "queries.zarr")
+        chunk = SearchSettings().query_block
+        array = zarr.open_array(store=path, mode="w", shape=(max(counts), d), chunks=(chunk, d), dtype="float32")
+        rng = np.random.default_rng(2)
+        for start in range(0, max(counts), chunk):
+            array[start:start + chunk] = rng.standard_normal((min(chunk, max(counts) - start), d), dtype=np.float32)
+        runs = [_child_rss(path, n, d, n_ref, device) for n in counts]
+    rows = [(f"d={d}, n_ref={n_ref} (reference {n_ref * d * 4 / 2**20:.0f} MiB), queries in Zarr chunks of {chunk} "
+             f"rows ({max(counts) * d * 4 / 2**20:.0f} MiB for {max(counts)}); RSS in MiB")]
+    rows += [f"  n_q={n:>7d}: peak {run['peak']:8.0f}, of which {run['peak'] - run['before']:6.0f} while streaming"
+             for n, run in zip(counts, runs)]
+    ratio = runs[-1]["peak"] / runs[0]["peak"]
+    rows.append(f"  peak ratio {counts[-1]} / {counts[0]} queries: {ratio:.3f} (target: at most 1.10)")
+    return rows
+
+
+def _child_rss(path: str, n: int, d: int, n_ref: int, device: str) -> dict[str, float]:
+    """``{"before", "peak"}``: the child's peak RSS (MiB) before streaming queries and at its end."""
+    cmd = [sys.executable, __file__, "--device", device, "--rss-zarr", path, "--rss-queries", str(n),
+           "--rss-dim", str(d), "--rss-refs", str(n_ref)]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument("--quick", action="store_true", help="small sizes: a smoke test of the script")
+    for flag in ("--rss-zarr", "--rss-queries", "--rss-dim", "--rss-refs"):  # set by the parent for its children
+        parser.add_argument(flag, type=str if flag == "--rss-zarr" else int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.rss_zarr:
+        return rss_child(args)
+    sizes, counts = (QUICK_SIZES, QUICK_RSS_COUNTS) if args.quick else (SIZES, RSS_COUNTS)
+    threads = torch.get_num_threads() if args.device == "cpu" else torch.cuda.get_device_name()
+    print(f"device {args.device} ({threads}{' threads' if args.device == 'cpu' else ''}); random Gaussian data; "
+          f"* marks the engine Searcher picks by default")
+    print(f"exact search, k=1: GFLOP/s = 2 n_q n_ref d / s; GEMM = float32 query block @ reference.T "
+          f"({'numpy' if args.device == 'cpu' else 'torch'}); numpy loop timed on {LOOP_QUERIES} queries and scaled")
+    print(f"{'size':10s} {'engine':12s} {'seconds':>8s} {'GFLOP/s':>8s} {'GEMM':>8s} {'vs GEMM':>7s} "
+          f"{'vs sklearn':>10s} {'vs loop':>10s}")
+    approx = []
+    for name, d, n_ref, n_q in sizes:
+        reference, queries = random_data(d, n_ref, n_q)
+        rows, exact = exact_rows(name, reference, queries, args.device)
+        print("\n".join(rows), flush=True)
+        approx += approximate_rows(name, reference, queries, args.device, exact)
+    print("\napproximate search (default settings), k=1; speed-up over the default exact engine")
+    print(f"{'size':10s} {'kind':5s} {'engine':10s} {'build s':>8s} {'search s':>8s} {'speed-up':>10s} "
+          f"{'recall@1':>9s}")
+    print("\n".join(approx))
+    name, d, n_ref, _ = sizes[0]
+    print(f"\npeak RSS of exact search streaming queries from Zarr ({name}):")
+    print("\n".join(rss_rows(d, n_ref, counts, args.device)))
+
+
+if __name__ == "__main__":
+    main()
