@@ -6,6 +6,10 @@
 temporary memory is one (query block, reference block) score matrix. On CUDA the
 reference stays resident on the GPU and the candidates' exact distances are
 computed there in float32; elsewhere in float64 on the CPU (``rerank``).
+
+Engines take a list of query blocks (``search_blocks``): on CUDA the next block
+is pinned and copied to the GPU on a side stream while the current one is being
+searched, so the host-to-device copy hides behind the matrix products.
 """
 
 from __future__ import annotations
@@ -33,6 +37,9 @@ def faiss_gpu_available() -> bool:
 class FaissEngine:
     """Candidates from a FAISS index; the re-rank reads their rows through ``vectors``, in float64 on the CPU."""
 
+    def search_blocks(self, blocks: list[np.ndarray], m: int, k: int, excludes: list[np.ndarray | None]) -> list[Block]:
+        return [self.search(block, m, k, exclude) for block, exclude in zip(blocks, excludes)]
+
     def __init__(self, index: faiss.Index, vectors: Callable[[np.ndarray], np.ndarray],
                  params: faiss.SearchParameters | None, gpu: bool = False) -> None:
         if gpu:
@@ -59,13 +66,49 @@ class TorchEngine:
     @torch.inference_mode()
     def search(self, queries: np.ndarray, m: int, k: int, exclude: np.ndarray | None) -> Block:
         """The ``k`` nearest of ``m`` candidates per query: ``(ids int64 (n, k), dist float32 (n, k))``."""
-        q = torch.from_numpy(queries).to(self.device)
-        cand = self.candidates(q, m)
+        return self.search_blocks([queries], m, k, [exclude])[0]
+
+    @torch.inference_mode()
+    def search_blocks(self, blocks: list[np.ndarray], m: int, k: int, excludes: list[np.ndarray | None]) -> list[Block]:
+        """``search`` of each block; on CUDA, block i + 1 is uploaded while block i is searched."""
         if self.device.type == "cpu":
-            squared = squared_distances(queries, cand.numpy(), self.rows.__getitem__)
-        else:
-            squared = self.squared_distances(q, cand).cpu().numpy()
-        return select(cand.cpu().numpy(), squared, k, exclude)
+            out = []
+            for queries, exclude in zip(blocks, excludes):
+                cand = self.candidates(torch.from_numpy(queries), m).numpy()
+                out.append(select(cand, squared_distances(queries, cand, self.rows.__getitem__), k, exclude))
+            return out
+        copy_stream, compute_stream = torch.cuda.Stream(self.device), torch.cuda.current_stream(self.device)
+        out, upload, queued = [], self._upload(blocks[0], copy_stream) if blocks else None, None
+        for i, exclude in enumerate(excludes):
+            compute_stream.wait_stream(copy_stream)
+            q = upload[0]
+            q.record_stream(compute_stream)
+            cand = self.candidates(q, m)
+            squared = self.squared_distances(q, cand)
+            # Results come back by non-blocking copies; block i - 1 is finished on the host while the GPU
+            # searches block i, and block i + 1 is pinned and uploaded meanwhile.
+            done = torch.cuda.Event()
+            results = (cand.to("cpu", non_blocking=True), squared.to("cpu", non_blocking=True))
+            done.record(compute_stream)
+            upload = self._upload(blocks[i + 1], copy_stream) if i + 1 < len(blocks) else None
+            if queued is not None:
+                out.append(self._finish(*queued))
+            queued = (done, results, k, exclude)
+        if queued is not None:
+            out.append(self._finish(*queued))
+        return out
+
+    @staticmethod
+    def _finish(done: torch.cuda.Event, results: tuple[torch.Tensor, torch.Tensor], k: int,
+                exclude: np.ndarray | None) -> Block:
+        done.synchronize()
+        return select(results[0].numpy(), results[1].numpy(), k, exclude)
+
+    def _upload(self, queries: np.ndarray, stream: torch.cuda.Stream) -> tuple[torch.Tensor, torch.Tensor]:
+        """(device copy, pinned host copy) of a block; the copy runs on ``stream``, the host copy must outlive it."""
+        pinned = torch.from_numpy(queries).pin_memory()
+        with torch.cuda.stream(stream):
+            return pinned.to(self.device, non_blocking=True), pinned
 
     def squared_distances(self, q: torch.Tensor, cand: torch.Tensor) -> torch.Tensor:
         """float32 ``|q - r|^2`` (n, m) of the candidate rows, from difference vectors on the engine's device."""

@@ -123,8 +123,9 @@ class Searcher:
         k = check_k(k, self.ntotal, exclude is not None)
         m = min(self.ntotal, k + self.settings.candidates + (exclude is not None))
         step = self.settings.query_block
-        parts = [self._engine.search(queries[s:s + step], m, k, None if exclude is None else exclude[s:s + step])
-                 for s in range(0, len(queries), step)]
+        starts = range(0, len(queries), step)
+        parts = self._engine.search_blocks([queries[s:s + step] for s in starts], m, k,
+                                           [None if exclude is None else exclude[s:s + step] for s in starts])
         ids = np.concatenate([p[0] for p in parts]) if parts else np.empty((0, k), np.int64)
         dist = np.concatenate([p[1] for p in parts]) if parts else np.empty((0, k), np.float32)
         missing = int((ids < 0).any(axis=1).sum())

@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from manifpt_core import steps
 from manifpt_core.config import settings_from_dict
@@ -171,3 +172,19 @@ def test_unknown_model_names_the_fix(built):
     _, settings, store, _ = built
     with pytest.raises(InputError, match="neither a zoo entry"):
         steps.materialize_generator(store, settings, "gamma")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_the_pipeline_on_cuda_finds_the_same_neighbours(built, tmp_path):
+    root, _, cpu_store, _ = built
+    settings = folder_settings(root, device="cuda")
+    store = Store(tmp_path, "bench")
+    outcomes = steps.run_pipeline(store, settings, MODELS)
+    engines = {o.summary["search_engine"] for o in outcomes if o.step == "artifacts"}
+    assert engines <= {"torch-cuda", "faiss-gpu"}
+    for space in ("rgb", "freq"):  # fixed transforms: the same vectors, so the same exact neighbours
+        for source in ["real", *MODELS]:
+            np.testing.assert_array_equal(open_array(store.artifacts(space, source), "nn_id")[:],
+                                          open_array(cpu_store.artifacts(space, source), "nn_id")[:])
+    report = json.loads((store.reports / "report.json").read_text())
+    assert report["main_table"][0]["accuracy_mean"] > 0.6
