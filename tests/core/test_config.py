@@ -27,6 +27,13 @@ def test_toml_overrides_the_profile_key_by_key(tmp_path):
         ("[source]\nkind = 'folder'\n", r"needs source.path"),
         ("dataset = 'My Data'\n", r"invalid dataset name 'My Data'"),
         ("not toml [", r"is not valid TOML"),
+        ("[encoders.sl]\nstep = 5\n", r"unknown key\(s\) \['step'\] in encoders.sl"),
+        ("[encoders.ssl]\nsteps = 0\n", r"encoders.ssl.steps"),
+        ("[encoders.cnn]\nsteps = 5\n", r"unknown key\(s\) \['cnn'\].*\[encoders\]"),
+        ("[search]\nbackend = 'lsh'\n", r"search.backend = 'lsh' is not one of"),
+        ("[search]\nnprobe = 0\n", r"search.nprobe = 0"),
+        ("[artifacts]\nkinds = ['nearest', 'pca']\n", r"artifacts.kinds = \['nearest', 'pca'\]"),
+        ("[artifacts]\nknn_k = 1\n", r"artifacts.knn_k = 1 must be an int >= 2"),
     ],
 )
 def test_bad_settings_name_the_value_and_the_fix(tmp_path, text, match):
@@ -76,3 +83,13 @@ def test_a_file_naming_its_own_data_replaces_the_profile_datasets(tmp_path):
     path.write_text('[source]\nkind = "folder"\npath = "/x"\nclasses = [1]\n')
     with pytest.raises(InputError, match="source.classes selects Fashion-MNIST labels"):
         load_datasets("demo", path)
+
+
+def test_learned_spaces_search_and_artifact_kinds_from_toml(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text('[encoders.sl]\nweights = "/models/resnet50.pth"\n[search]\nbackend = "hnsw"\n'
+                    '[artifacts]\nkinds = ["knn"]\nknn_k = 5\n')
+    s = load_settings("demo", path)
+    assert s.encoders.sl.weights == "/models/resnet50.pth" and s.encoders.ssl.weights is None
+    assert s.search.backend == "hnsw" and s.artifacts.neighbours == 5
+    assert s.methods == ("rgb-knn", "freq-knn", "sl-knn", "ssl-knn")

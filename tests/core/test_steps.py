@@ -188,3 +188,25 @@ def test_the_pipeline_on_cuda_finds_the_same_neighbours(built, tmp_path):
                                           open_array(cpu_store.artifacts(space, source), "nn_id")[:])
     report = json.loads((store.reports / "report.json").read_text())
     assert report["main_table"][0]["accuracy_mean"] > 0.6
+
+
+def test_a_missing_weights_file_names_the_config_key_and_keeps_the_store(built):
+    root, _, store, _ = built
+    before = steps.load_record(store.space("sl"))
+    settings = folder_settings(root, encoders={"sl": {"weights": "/nonexistent/resnet50.pth"}})
+    with pytest.raises(InputError, match=r"encoders.sl.weights = '/nonexistent/resnet50.pth' does not exist"):
+        steps.materialize_space(store, settings, "sl")
+    assert steps.load_record(store.space("sl")) == before
+
+
+def test_sl_without_labels_or_weights_names_the_fix(tmp_path):
+    from tests.conftest import write_pngs
+
+    root = tmp_path / "flat"
+    write_pngs(root / "real", np.random.default_rng(0).integers(0, 255, (90, 1, 12, 12), dtype=np.uint8))
+    write_pngs(root / "alpha", np.zeros((10, 1, 12, 12), dtype=np.uint8))
+    settings = folder_settings(root, n_reference=60, n_real_class=30)
+    store = Store(tmp_path / "store", "bench")
+    steps.ingest_real(store, settings)
+    with pytest.raises(InputError, match="encoders.sl.weights"):
+        steps.materialize_space(store, settings, "sl")
