@@ -7,7 +7,8 @@ store block by block, preprocesses them (resize, channel replication,
 normalisation), runs the encoder and writes float32 vectors to Zarr. The bare
 forward pass runs the same network on random tensors already preprocessed and on
 the device, at the same batch size: what the hardware gives the network alone.
-Printed per encoder: images/s of each and their ratio (target >= 0.8).
+Printed per encoder: images/s of each and their ratio (target >= 0.8). The step's
+time includes loading the encoder from the store, a fixed cost that more images amortize.
 Encoders: the demo's trained small ResNet (28x28 grey, 256-d) and ResNet-50 at
 224x224 (2048-d; random weights from a local file: speed does not depend on them).
 """

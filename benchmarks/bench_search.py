@@ -152,17 +152,28 @@ def streamed_reference(d: int, n_ref: int, rows: int = 4096) -> faiss.IndexFlatL
     return index
 
 
+def peak_rss_mib() -> float:
+    """This process's peak resident memory (MiB). Linux's VmHWM starts afresh at exec; ru_maxrss does not
+    (a child started by fork + exec inherits its parent's high-water mark), so VmHWM is read where it exists."""
+    status = Path("/proc/self/status")
+    if status.exists():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def rss_child(args: argparse.Namespace) -> None:
     """Child process: stream the first ``--rss-queries`` rows of a Zarr array through exact search; print peak RSS."""
     import zarr
 
     searcher = Searcher(streamed_reference(args.rss_dim, args.rss_refs), SearchSettings(), args.device)
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    before = peak_rss_mib()
     array = zarr.open_array(store=args.rss_zarr, mode="r")
     n, step = args.rss_queries, searcher.settings.query_block
     for _ in searcher.stream(array[s:min(s + step, n)] for s in range(0, n, step)):
         pass
-    print(json.dumps({"before": before, "peak": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+    print(json.dumps({"before": before, "peak": peak_rss_mib()}))
 
 
 def rss_rows(d: int, n_ref: int, counts: tuple[int, ...], device: str) -> list[str]:

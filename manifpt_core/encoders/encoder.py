@@ -69,12 +69,13 @@ class Encoder:
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise InputError(f"batch_size must be an integer >= 1, got {batch_size!r}")
         self._check_size(images)
-        out = np.empty((len(images), self.feature_dim), dtype=np.float32)
         network = self.network.to(device).eval()
+        parts = []
         with torch.inference_mode(), autocast_for(str(device)):
             for start in range(0, len(images), batch_size):
-                x = self.preprocess.apply(images[start : start + batch_size], device)
-                out[start : start + len(x)] = network(x).float().cpu().numpy()
+                parts.append(network(self.preprocess.apply(images[start : start + batch_size], device)).float())
+            # One copy back per call: a copy per batch would wait for the GPU after every batch.
+            out = torch.cat(parts).cpu().numpy() if parts else np.empty((0, self.feature_dim), np.float32)
         return out
 
 

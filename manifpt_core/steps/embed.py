@@ -1,7 +1,8 @@
 """Step 2b, embedding: every image of a source into a space, chunk by chunk, as float32 (N, D) Zarr.
 
-Blocks are read one ahead in a background thread while the current one is
-embedded, so peak memory is two blocks plus the encoder, whatever N is.
+Blocks are read one ahead and written one behind in background threads while
+the current one is embedded, so reading, encoding and writing overlap and peak
+memory is a few blocks plus the encoder, whatever N is.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from manifpt_core.attribution import resolve_device
 from manifpt_core.config import Settings
 from manifpt_core.steps.cache import Outcome, require_record, run_cached
 from manifpt_core.steps.space import open_space
-from manifpt_core.store import Store, create_rows, iter_blocks, open_array, prefetch
+from manifpt_core.store import Store, create_rows, iter_blocks, open_array, prefetch, write_behind
 from manifpt_core.store.arrays import aligned_block_rows
 
 EMBED_VERSION = "2"
@@ -35,9 +36,8 @@ def embed_source(store: Store, settings: Settings, space_name: str, source: str)
         writer = create_rows(tmp, None, (n, dim), np.float32, settings.chunk_rows)
         step = aligned_block_rows(settings.block_rows, settings.chunk_rows)
         blocks = prefetch(np.asarray(block) for _, block in iter_blocks(images, step))
-        for block in tqdm(blocks, total=-(-n // step), desc=f"embed {source} in {space_name}",
-                          unit="block", leave=False):
-            writer.write(embedder.embed(block))
+        progress = tqdm(blocks, total=-(-n // step), desc=f"embed {source} in {space_name}", unit="block", leave=False)
+        write_behind(writer, (embedder.embed(block) for block in progress))
         return writer.content_hash(), {"n_samples": n, "dim": dim, "space": space_name, "device": embedder.device}
 
     return run_cached(store.embeddings(space_name, source), "embed", EMBED_VERSION,

@@ -7,6 +7,7 @@ from manifpt_core.store.arrays import (
     open_array,
     prefetch,
     read_record,
+    write_behind,
     write_record,
 )
 from manifpt_core.store.atomic import atomic_path
@@ -34,6 +35,7 @@ __all__ = [
     "prefetch",
     "read_manifest",
     "read_record",
+    "write_behind",
     "write_manifest",
     "write_record",
 ]

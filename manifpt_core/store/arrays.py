@@ -97,6 +97,22 @@ def prefetch(items: Iterable[Any]) -> Iterator[Any]:
             yield item
 
 
+def write_behind(writer: RowWriter, blocks: Iterable[np.ndarray]) -> None:
+    """Write ``blocks`` in order, each in a background thread while the next one is computed.
+
+    Compression and the file writes then overlap the computation (an encoder on
+    a GPU); memory holds at most two blocks.
+    """
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="write") as pool:
+        pending = None
+        for block in blocks:
+            if pending is not None:
+                pending.result()
+            pending = pool.submit(writer.write, block)
+        if pending is not None:
+            pending.result()
+
+
 def write_record(node: zarr.Array | zarr.Group, record: Mapping[str, Any]) -> None:
     """Store the provenance record (fingerprint, content hash, inputs, settings) in the node's attributes."""
     node.attrs[RECORD_KEY] = dict(record)
