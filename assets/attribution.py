@@ -1,5 +1,7 @@
 """Step 5 assets: attributors per space, the raw-image control, and the report."""
 
+import json
+
 import dagster as dg
 
 from assets._results import png_markdown, to_result
@@ -7,7 +9,7 @@ from manifpt_core.config import method_name
 from manifpt_core.errors import StoreError
 from manifpt_core.steps import RAW, Outcome, train_attributors, write_report
 from manifpt_core.steps.attribute import ATTRIBUTOR_VERSION
-from manifpt_core.steps.report import REPORT_VERSION
+from manifpt_core.steps.report import REPORT_VERSION, nmi_lines, open_set_lines
 from manifpt_core.store import combine_hashes
 from pipelines.partitions import DatasetSpec, by_space
 from pipelines.resources import ManifptResource
@@ -24,16 +26,21 @@ def registered_models(context: dg.AssetExecutionContext, ds: DatasetSpec) -> lis
     return models
 
 
+def _pct(mean: float, std: float | None) -> str:
+    return f"{100 * mean:.2f}%" + (f" ± {100 * std:.2f}" if std is not None else "")
+
+
 def _accuracy_table(outcomes: list[Outcome]) -> dg.MetadataValue:
-    rows = [f"| {o.summary['method']} | {r['seed']} | {100 * r['test_accuracy']:.2f}% | {r['best_epoch']} |"
-            for o in outcomes for r in o.summary["per_seed"]]
-    return dg.MetadataValue.md("| method | seed | test accuracy | best epoch |\n|---|---|---|---|\n" + "\n".join(rows))
+    rows = [f"| {o.summary['method']} | {r['seed']} | {100 * r['test_accuracy']:.2f}% | {r['fdr']:.2f} | "
+            f"{r['best_epoch']} |" for o in outcomes for r in o.summary["per_seed"]]
+    return dg.MetadataValue.md("| method | seed | test accuracy | FDR | best epoch |\n|---|---|---|---|---|\n"
+                               + "\n".join(rows))
 
 
 def _attribution_result(context, outcomes: list[Outcome]) -> dg.MaterializeResult:
     """One materialization for the attributors of one space (one per artifact kind) or the control."""
-    figures = {f"confusion_{o.summary['method']}": png_markdown(o.path / o.summary["confusion_png"], "confusion matrix")
-               for o in outcomes}
+    figures = {f"{name}_{o.summary['method']}": png_markdown(o.path / o.summary[f"{name}_png"], name.replace("_", " "))
+               for o in outcomes for name in ("confusion", "per_class")}
     if len(outcomes) == 1:
         return to_result(context, outcomes[0], accuracy_table=_accuracy_table(outcomes), **figures)
     combined = Outcome(
@@ -41,7 +48,8 @@ def _attribution_result(context, outcomes: list[Outcome]) -> dg.MaterializeResul
         fingerprint=combine_hashes({o.summary["method"]: o.fingerprint for o in outcomes}),
         content_hash=combine_hashes({o.summary["method"]: o.content_hash for o in outcomes}),
         reused=all(o.reused for o in outcomes), seconds=sum(o.seconds for o in outcomes),
-        summary={o.summary["method"]: {k: o.summary[k] for k in ("accuracy_mean", "accuracy_std", "n_test", "network")}
+        summary={o.summary["method"]: {k: o.summary[k] for k in ("accuracy_mean", "accuracy_std", "fdr_mean", "n_test",
+                                                                 "network", "open_set")}
                  for o in outcomes})
     return to_result(context, combined, accuracy_table=_accuracy_table(outcomes), **figures)
 
@@ -72,14 +80,20 @@ def build(ds: DatasetSpec) -> list[dg.AssetsDefinition]:
     @dg.asset(key=ds.key("attribution_report"), group_name=GROUP, code_version=REPORT_VERSION,
               deps=[attributor, raw_control, ds.key("generator"), ds.key("generated_images")], kinds={"markdown"})
     def attribution_report(context: dg.AssetExecutionContext, manifpt: ManifptResource) -> dg.MaterializeResult:
-        """The report: accuracy per space and for the raw control, confusion matrices, generator samples and FD."""
+        """The report: accuracy ± std and FD ratio per space, artifact kind and the raw control; NMI with the zoo's
+        design factors; open-set AUROC; t-SNE maps, confusion matrices, generator samples and Fréchet distances."""
         store, settings = manifpt.store(ds.name), manifpt.settings(ds.name)
         outcome = write_report(store, settings, registered_models(context, ds))
-        rows = outcome.summary["main_table"]
+        report = json.loads((outcome.path / "report.json").read_text())
         table = dg.MetadataValue.md(
-            "| method | test accuracy | test samples |\n|---|---|---|\n"
-            + "\n".join(f"| {r['method']} | {100 * r['accuracy_mean']:.2f}% | {r['n_test']} |" for r in rows)
-        )
-        return to_result(context, outcome, main_table=table, report=dg.MetadataValue.path(str(outcome.path / "report.md")))
+            "| method | test accuracy | FDR | test samples |\n|---|---|---|---|\n"
+            + "\n".join(f"| {r['method']} | {_pct(r['accuracy_mean'], r['accuracy_std'])} | {r['fdr_mean']:.2f} | "
+                        f"{r['n_test']} |" for r in report["main_table"]))
+        figures = {f"tsne_{name}": png_markdown(outcome.path / path, f"t-SNE {name}")
+                   for name, path in report["tsne"].items() if name in ("pixels", "raw", settings.methods[0])}
+        return to_result(context, outcome, main_table=table,
+                         nmi_table=dg.MetadataValue.md("\n".join(nmi_lines(report["nmi"]))),
+                         open_set_table=dg.MetadataValue.md("\n".join(open_set_lines(report["main_table"])) or "n/a"),
+                         report=dg.MetadataValue.path(str(outcome.path / "report.md")), **figures)
 
     return [attributor, raw_control, attribution_report]

@@ -125,6 +125,7 @@ class Settings:
     zoo: tuple[ModelCard, ...] = ()
     attributor: FitSettings = field(default_factory=FitSettings)
     seeds: tuple[int, ...] = (0,)
+    open_set_holdout: str = "auto"
     data_seed: int = 0
     chunk_rows: int = 1024
     block_rows: int = 4096

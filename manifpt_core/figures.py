@@ -1,4 +1,4 @@
-"""PNG figures for reports and Dagster metadata: sample grids and confusion matrices."""
+"""PNG figures for reports and Dagster metadata: sample grids, confusion matrices, per-class bars, t-SNE maps."""
 
 from __future__ import annotations
 
@@ -13,6 +13,14 @@ import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from manifpt_core.store.atomic import atomic_path  # noqa: E402
+
+
+def _save(fig, path: Path) -> Path:
+    fig.tight_layout()
+    with atomic_path(Path(path)) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)
+    return Path(path)
 
 
 def save_image_grid(images: np.ndarray, path: Path, columns: int = 8, scale: int = 2) -> Path:
@@ -47,8 +55,29 @@ def save_confusion_matrix(matrix: np.ndarray, classes: Sequence[str], title: str
         for j in range(len(classes)):
             ax.text(j, i, str(matrix[i, j]), ha="center", va="center", color="white" if rates[i, j] > 0.5 else "black")
     fig.colorbar(im, ax=ax, fraction=0.046)
-    fig.tight_layout()
-    with atomic_path(Path(path)) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
-    return Path(path)
+    return _save(fig, path)
+
+
+def save_per_class_bars(values: Sequence[float], classes: Sequence[str], title: str, path: Path) -> Path:
+    """One bar per class (e.g. test accuracy), with its value written on it."""
+    fig, ax = plt.subplots(figsize=(1.5 + 0.6 * len(classes), 3.5))
+    bars = ax.bar(range(len(classes)), values, color="tab:blue")
+    ax.bar_label(bars, labels=[f"{v:.2f}" for v in values], fontsize=8)
+    ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right")
+    ax.set_ylim(0, 1.08)
+    ax.set_title(title)
+    return _save(fig, path)
+
+
+def save_embedding_map(points: np.ndarray, labels: np.ndarray, classes: Sequence[str], title: str, path: Path) -> Path:
+    """A 2-D map (t-SNE) of samples coloured by class."""
+    fig, ax = plt.subplots(figsize=(5.5, 4.5))
+    colours = plt.get_cmap("tab10" if len(classes) <= 10 else "tab20")
+    for label, name in enumerate(classes):
+        mask = labels == label
+        ax.scatter(points[mask, 0], points[mask, 1], s=4, color=colours(label), label=name)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_title(title)
+    ax.legend(markerscale=3, fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    return _save(fig, path)

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+from manifpt_core.errors import InputError
 
 
 class BasicBlock(nn.Module):
@@ -141,3 +144,35 @@ class MLP(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits over the classes, (N, num_classes)."""
         return self.head(self.dropout(self.features(x)))
+
+
+class ResNet50Attributor(nn.Module):
+    """torchvision's ResNet-50 as an attributor (the paper's choice for large images), optionally initialised
+    from a local weights file; a first convolution for other channel counts keeps the pretrained filters
+    averaged over their RGB channels."""
+
+    def __init__(self, in_channels: int, num_classes: int, weights: str | None = None) -> None:
+        super().__init__()
+        from manifpt_core.encoders.networks import resnet50_trunk  # the encoders build the same trunk
+        from manifpt_core.encoders.weights import load_resnet50
+
+        if weights is not None and not Path(weights).expanduser().is_file():
+            raise InputError(f"attributor.weights = '{weights}' does not exist; point it at a local ResNet-50 "
+                             "weights file or remove the key to train the attributor from scratch")
+        trunk = load_resnet50(weights, "attributor.weights")[0] if weights is not None else resnet50_trunk()
+        if in_channels != 3:
+            conv = trunk.conv1
+            trunk.conv1 = nn.Conv2d(in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
+                                    bias=False)
+            with torch.no_grad():
+                trunk.conv1.weight.copy_(conv.weight.mean(dim=1, keepdim=True).expand_as(trunk.conv1.weight))
+        self.trunk = trunk
+        self.head = nn.Linear(2048, num_classes)
+        self.feature_dim = 2048
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The 2048-d pooled features, (N, 2048)."""
+        return self.trunk(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))

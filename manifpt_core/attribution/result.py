@@ -10,8 +10,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from manifpt_core.attribution.networks import MLP, SmallResNet
+from manifpt_core.attribution.networks import MLP, ResNet50Attributor, SmallResNet
 from manifpt_core.errors import InputError
+
+
+NETWORKS = ("small_resnet", "resnet50")
 
 
 @dataclass(frozen=True)
@@ -26,8 +29,14 @@ class FitSettings:
     widths: tuple[int, ...] = (16, 32, 64)  # ResNet stages, for image-shaped artifacts
     blocks_per_stage: int = 1
     mlp_hidden: tuple[int, ...] = (512, 256)  # MLP hidden layers, for vector artifacts
+    network: str = "small_resnet"  # image-shaped artifacts: "small_resnet" or "resnet50" (torchvision)
+    weights: str | None = None  # resnet50 only: a local weights file to start from
 
     def __post_init__(self) -> None:
+        if self.network not in NETWORKS:
+            raise InputError(f"attributor.network = {self.network!r} is not one of {NETWORKS}")
+        if self.weights is not None and self.network != "resnet50":
+            raise InputError("attributor.weights initialises a ResNet-50: set attributor.network = 'resnet50'")
         # Values are coerced to plain int/float/tuple (numpy scalars from configs are fine) so
         # settings stay hashable and serialize under torch.load(weights_only=True).
         for name in ("epochs", "batch_size", "patience", "blocks_per_stage"):
@@ -74,13 +83,17 @@ class FitResult:
 
     def build_network(self) -> nn.Module:
         """The network of this result's architecture with its best weights, in eval mode on CPU."""
-        net = build_network(self.settings, self.in_channels, self.num_classes, self.input_ndim)
+        net = build_network(self.settings, self.in_channels, self.num_classes, self.input_ndim, initialise=False)
         net.load_state_dict(self.state_dict)
         return net.eval()
 
 
-def build_network(settings: FitSettings, in_channels: int, num_classes: int, input_ndim: int) -> nn.Module:
-    """A SmallResNet for image-shaped inputs (``input_ndim`` 4), an MLP for vectors (2)."""
+def build_network(settings: FitSettings, in_channels: int, num_classes: int, input_ndim: int,
+                  initialise: bool = True) -> nn.Module:
+    """For image-shaped inputs (``input_ndim`` 4) a SmallResNet or ResNet-50 (``settings.network``; with
+    ``initialise``, from ``settings.weights`` when set), for vectors (2) an MLP."""
+    if input_ndim == 4 and settings.network == "resnet50":
+        return ResNet50Attributor(in_channels, num_classes, settings.weights if initialise else None)
     if input_ndim == 4:
         return SmallResNet(in_channels, num_classes, settings.widths, settings.blocks_per_stage)
     return MLP(in_channels, num_classes, settings.mlp_hidden)

@@ -20,12 +20,14 @@ from manifpt_core.attribution import (
     confusion_matrix,
     fit_attributor,
     predict,
+    predict_proba,
     resolve_device,
     save_attributor,
 )
 from manifpt_core.config import Settings, parse_method
 from manifpt_core.errors import InputError, StoreError
-from manifpt_core.figures import save_confusion_matrix
+from manifpt_core.figures import save_confusion_matrix, save_per_class_bars
+from manifpt_core.metrics.separability import fd_ratio, mean_std, open_set_auroc
 from manifpt_core.spaces import get_space
 from manifpt_core.steps.cache import Outcome, require_record, run_cached
 from manifpt_core.store import Store, combine_hashes, open_array, read_manifest
@@ -33,7 +35,8 @@ from manifpt_core.store.hashing import file_hash
 
 logger = logging.getLogger(__name__)
 
-ATTRIBUTOR_VERSION = "2"
+ATTRIBUTOR_VERSION = "3"
+FEATURES_FILE = "test_features.npz"  # penultimate features and labels of the test set (first seed)
 ARTIFACT_ARRAYS = {"nearest": "artifact", "knn": "knn_artifact"}  # the stored array of each artifact kind
 RAW = "raw"  # the control: the same network on the raw images instead of artifacts
 SPLIT_NAMES = ("train", "val", "test")
@@ -72,7 +75,7 @@ def _source_inputs(store: Store, method: str, source: str) -> tuple[np.ndarray, 
     return x, _splits(store, source, rows)
 
 
-def _gather(store: Store, method: str, classes: list[str]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+def gather_inputs(store: Store, method: str, classes: list[str]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """(x, label) per split, labels being positions in ``classes``."""
     data = {split: ([], []) for split in SPLIT_NAMES}
     for label, source in enumerate(classes):
@@ -97,42 +100,94 @@ def train_attributors(store: Store, settings: Settings, method: str, models: lis
     fit = settings.attributor
 
     def compute(tmp: Path, fp: str) -> tuple[str, dict[str, Any]]:
-        data = _gather(store, method, classes)
+        data = gather_inputs(store, method, classes)
         (x_tr, y_tr), (x_va, y_va), (x_te, y_te) = data["train"], data["val"], data["test"]
         device = resolve_device(settings.device)
         tmp.mkdir(parents=True)
         per_seed, matrices, weight_hashes = [], [], {}
         for seed in settings.seeds:
             result = fit_attributor(x_tr, y_tr, x_va, y_va, len(classes), fit, seed=seed, device=device)
-            y_pred = predict(result, x_te, device=device)
+            y_pred, features = predict(result, x_te, device=device, return_features=True)
             acc = accuracy(y_te, y_pred)
             matrices.append(confusion_matrix(y_te, y_pred, len(classes)))
-            per_seed.append({"seed": seed, "test_accuracy": acc, "best_epoch": result.best_epoch,
-                             "best_val_accuracy": result.best_val_accuracy, "history": result.history})
+            per_seed.append({"seed": seed, "test_accuracy": acc, "fdr": fd_ratio(features, y_te, seed)["fdr"],
+                             "best_epoch": result.best_epoch, "best_val_accuracy": result.best_val_accuracy,
+                             "history": result.history})
+            if seed == settings.seeds[0]:  # the features the report draws (t-SNE) and clusters (NMI)
+                np.savez(tmp / FEATURES_FILE, features=features, labels=y_te)
             save_attributor(result, tmp / f"seed{seed}.pt")
             weight_hashes[str(seed)] = file_hash(tmp / f"seed{seed}.pt")
             logger.info("attributor %s seed %d: test accuracy %.4f", method, seed, acc)
-        accs = np.array([s["test_accuracy"] for s in per_seed])
+        accuracy_mean, accuracy_std = mean_std([s["test_accuracy"] for s in per_seed])
+        fdr_mean, fdr_std = mean_std([s["fdr"] for s in per_seed])
         confusion = np.sum(matrices, axis=0)
+        per_class = (np.diag(confusion) / np.maximum(confusion.sum(axis=1), 1)).tolist()
         save_confusion_matrix(confusion, classes, f"{method}: test confusion (sum over seeds)", tmp / "confusion.png")
+        save_per_class_bars(per_class, classes, f"{method}: test accuracy per class", tmp / "per_class.png")
         summary = {
             "method": method,
             "network": "resnet" if x_tr.ndim == 4 else "mlp",
             "classes": classes,
             "n_train": len(y_tr), "n_val": len(y_va), "n_test": len(y_te),
             "seeds": list(settings.seeds),
-            "accuracy_mean": float(accs.mean()),
-            # The spread over one seed is unknown, not zero.
-            "accuracy_std": float(accs.std(ddof=1)) if len(accs) > 1 else None,
+            # The spread over one seed is unknown (None), not zero.
+            "accuracy_mean": accuracy_mean, "accuracy_std": accuracy_std,
+            "fdr_mean": fdr_mean, "fdr_std": fdr_std,
+            "per_class_accuracy": dict(zip(classes, per_class)),
+            "open_set": _open_set(data, classes, settings, device, tmp),
             "per_seed": per_seed,
             "confusion": confusion.tolist(),
             "confusion_png": "confusion.png",
+            "per_class_png": "per_class.png",
+            "features_file": FEATURES_FILE,
         }
         (tmp / "metrics.json").write_text(json.dumps(summary, indent=2))
         return combine_hashes(weight_hashes), summary
 
     return run_cached(store.attributor(method), "attributor", ATTRIBUTOR_VERSION, inputs,
-                      {"fit": asdict(fit), "seeds": list(settings.seeds), "classes": classes}, compute)
+                      {"fit": asdict(fit), "seeds": list(settings.seeds), "classes": classes,
+                       "open_set_holdout": open_set_holdout(settings, classes)}, compute)
+
+
+def open_set_holdout(settings: Settings, classes: list[str]) -> str | None:
+    """The generative model held out of the open-set attributor: ``attributor_open_set`` (``auto``: the
+    last model by name; ``none``: no open-set check). Two models at least must stay known."""
+    choice = settings.open_set_holdout
+    if choice == "none" or len(classes) < 3:
+        return None
+    if choice == "auto":
+        return classes[-1]
+    if choice not in classes[1:]:
+        raise InputError(f"open_set_holdout = {choice!r} is not one of the models {classes[1:]}; "
+                         "name one of them, 'auto' or 'none'")
+    return choice
+
+
+def _open_set(data: dict[str, tuple[np.ndarray, np.ndarray]], classes: list[str], settings: Settings,
+              device: str, tmp: Path) -> dict[str, Any] | None:
+    """Train (first seed) without one model; how well 1 - max softmax tells its test samples from known ones."""
+    held = open_set_holdout(settings, classes)
+    if held is None:
+        return None
+    label = classes.index(held)
+    known = [c for c in classes if c != held]
+    remap = np.full(len(classes), -1, dtype=np.int64)
+    remap[[classes.index(c) for c in known]] = np.arange(len(known))
+
+    def keep(split: str) -> tuple[np.ndarray, np.ndarray]:
+        x, y = data[split]
+        mask = y != label
+        return x[mask], remap[y[mask]]
+
+    (x_tr, y_tr), (x_va, y_va) = keep("train"), keep("val")
+    result = fit_attributor(x_tr, y_tr, x_va, y_va, len(known), settings.attributor, seed=settings.seeds[0],
+                            device=device)
+    x_te, y_te = data["test"]
+    score = 1.0 - predict_proba(result, x_te, device=device).max(axis=1)
+    auroc = open_set_auroc(score[y_te != label], score[y_te == label])
+    logger.info("open set without %s: AUROC %.4f", held, auroc)
+    return {"held_out": held, "score": "1 - max softmax", "auroc": auroc, "seed": settings.seeds[0],
+            "n_known": int((y_te != label).sum()), "n_unknown": int((y_te == label).sum())}
 
 
 def attributor_metrics(store: Store, method: str) -> dict[str, Any]:

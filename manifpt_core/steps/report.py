@@ -14,12 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from manifpt_core.config import Settings, parse_method
+from manifpt_core.steps.analysis import factor_names, nmi_table, tsne_maps
 from manifpt_core.steps.attribute import RAW, attributor_metrics, classes_for
 from manifpt_core.steps.cache import Outcome, require_record, run_cached
 from manifpt_core.steps.generators import GRID
 from manifpt_core.store import Store, combine_hashes
 
-REPORT_VERSION = "3"
+REPORT_VERSION = "4"
 
 
 def _fmt(mean: float, std: float | None) -> str:
@@ -45,12 +46,16 @@ def write_report(store: Store, settings: Settings, models: list[str]) -> Outcome
         for row in rows:
             m = attributor_metrics(store, row)
             shutil.copyfile(store.attributor(row) / m["confusion_png"], figures / f"confusion_{row}.png")
+            shutil.copyfile(store.attributor(row) / m["per_class_png"], figures / f"per_class_{row}.png")
             space, kind = (None, None) if row == RAW else parse_method(row)
             table.append({"method": _method_label(row, settings), "key": row, "space": space, "kind": kind,
                           "network": m["network"],
                           "accuracy_mean": m["accuracy_mean"], "accuracy_std": m["accuracy_std"],
+                          "fdr_mean": m["fdr_mean"], "fdr_std": m["fdr_std"],
                           "seeds": m["seeds"], "n_test": m["n_test"], "per_seed": [s["test_accuracy"] for s in m["per_seed"]],
-                          "confusion": m["confusion"], "figure": f"figures/confusion_{row}.png"})
+                          "per_class_accuracy": m["per_class_accuracy"], "open_set": m["open_set"],
+                          "confusion": m["confusion"], "figure": f"figures/confusion_{row}.png",
+                          "per_class_figure": f"figures/per_class_{row}.png"})
         spaces = [_space_row(store, space) for space in settings.spaces]
         grids, generators = {}, []
         for model in models:
@@ -65,14 +70,18 @@ def write_report(store: Store, settings: Settings, models: list[str]) -> Outcome
                                "factors": card.get("factors", {}), "n_samples": images["n_samples"],
                                "frechet_to_real": images["frechet_to_real"]})
         real = require_record(store.images("real"), "the real images")["summary"]
+        classes = classes_for(models)
+        nmi = nmi_table(store, list(settings.methods), classes, {g["model"]: g["factors"] for g in generators})
         report = {
             "dataset": store.dataset,
             "profile": settings.profile,
-            "classes": classes_for(models),
+            "classes": classes,
             "chance_accuracy": 1.0 / (len(models) + 1),
             "samples": {"reference": real["n_reference"], "real_class": real["n_real_class"],
                         "per_model": settings.n_per_model},
             "main_table": table,
+            "nmi": nmi,
+            "tsne": tsne_maps(store, rows, classes, figures, seed=settings.data_seed),
             "spaces": spaces,
             "sample_grids": grids,
             "generators": generators,
@@ -83,11 +92,45 @@ def write_report(store: Store, settings: Settings, models: list[str]) -> Outcome
         }
         (tmp / "report.json").write_text(json.dumps(report, indent=2))
         (tmp / "report.md").write_text(render_markdown(report))
+        keys = ("method", "accuracy_mean", "accuracy_std", "fdr_mean", "fdr_std", "n_test")
         return combine_hashes({"report": json.dumps(report, sort_keys=True)}), {
-            "main_table": [{k: r[k] for k in ("method", "accuracy_mean", "accuracy_std", "n_test")} for r in table]}
+            "main_table": [{k: r[k] for k in keys} for r in table],
+            "open_set": [{"method": r["method"], **r["open_set"]} for r in table if r["open_set"]],
+            "nmi": nmi, "tsne": report["tsne"]}
 
     return run_cached(store.reports, "report", REPORT_VERSION, inputs,
                       {"methods": list(settings.methods), "artifacts": settings.artifacts.settings()}, compute)
+
+
+def _fmt_plain(mean: float, std: float | None) -> str:
+    return f"{mean:.2f}" + (f" ± {std:.2f}" if std is not None else "")
+
+
+def nmi_lines(nmi: dict[str, dict[str, float]] | None) -> list[str]:
+    if not nmi:
+        return ["## NMI with the design factors", "", "Not computed: some models have no design factors (folders "
+                "without a model card), or there are fewer than two.", ""]
+    names = factor_names(nmi)
+    lines = ["## NMI with the design factors", "",
+             "k-means on the fingerprint features of the generated test samples, against the grouping of the "
+             "models by each design factor (1: the clusters are the factor's groups; 0: unrelated; n/a: one value "
+             "only).", "", "| method | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
+    for method, row in nmi.items():
+        cells = ["n/a" if row.get(n) is None else f"{row[n]:.3f}" for n in names]
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
+def open_set_lines(table: list[dict[str, Any]]) -> list[str]:
+    rows = [r for r in table if r["open_set"]]
+    if not rows:
+        return []
+    held = rows[0]["open_set"]["held_out"]
+    lines = ["## Open set", "", f"An attributor trained without `{held}` (first seed); AUROC of 1 − max softmax for "
+             f"telling its test samples from the known classes' (0.5: no better than chance).", "",
+             "| method | held out | AUROC |", "|---|---|---|"]
+    lines += [f"| {r['method']} | {r['open_set']['held_out']} | {r['open_set']['auroc']:.3f} |" for r in rows]
+    return lines + [""]
 
 
 def _method_label(method: str, settings: Settings) -> str:
@@ -123,13 +166,18 @@ def render_markdown(report: dict[str, Any]) -> str:
         "",
         "## Test accuracy (%)",
         "",
-        "| method | network | accuracy | seeds | test samples |",
-        "|---|---|---|---|---|",
+        "| method | network | accuracy | FDR | seeds | test samples |",
+        "|---|---|---|---|---|---|",
     ]
     for row in report["main_table"]:
         lines.append(f"| {row['method']} | {row['network']} | {_fmt(row['accuracy_mean'], row['accuracy_std'])} | "
-                     f"{len(row['seeds'])} | {row['n_test']} |")
-    lines += ["", "A single seed has no spread: ± is shown only with several seeds.", "",
+                     f"{_fmt_plain(row['fdr_mean'], row['fdr_std'])} | {len(row['seeds'])} | {row['n_test']} |")
+    lines += ["", "A single seed has no spread: ± is shown only with several seeds. FDR: inter-class over intra-class "
+              "Fréchet distance of the attributor's penultimate test features (higher: more separable).", ""]
+    lines += nmi_lines(report["nmi"]) + open_set_lines(report["main_table"])
+    lines += ["## t-SNE of the test samples", ""]
+    lines += [f"![t-SNE {name}]({path})" for name, path in report["tsne"].items()]
+    lines += ["",
               "## Embedding spaces", "",
               "| space | dim | encoder | origin | architecture | index | recall@1 | real-class mean NN distance |",
               "|---|---|---|---|---|---|---|---|"]
@@ -139,7 +187,8 @@ def render_markdown(report: dict[str, Any]) -> str:
                      f"{sp['index_kind']} | {recall} | {sp['real_mean_nn_dist']:.4f} |")
     lines += ["", "## Confusion matrices", ""]
     for row in report["main_table"]:
-        lines += [f"### {row['method']}", "", f"![confusion {row['key']}]({row['figure']})", ""]
+        lines += [f"### {row['method']}", "", f"![confusion {row['key']}]({row['figure']})",
+                  f"![per-class accuracy {row['key']}]({row['per_class_figure']})", ""]
     lines += [
         "## Generators",
         "",

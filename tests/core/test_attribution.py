@@ -264,3 +264,27 @@ def test_vector_stats_are_per_feature():
     mean, std = channel_stats(x)
     np.testing.assert_allclose(mean, [2.0, 3.0])
     np.testing.assert_allclose(std, [np.sqrt(2.0), 1e-6])
+
+
+def test_resnet50_attributor_starts_from_local_weights_and_round_trips(tmp_path):
+    import torchvision
+
+    from manifpt_core.attribution.networks import ResNet50Attributor
+
+    torch.manual_seed(3)
+    source = torchvision.models.resnet50(weights=None)
+    torch.save(source.state_dict(), tmp_path / "r50.pt")
+    net = ResNet50Attributor(in_channels=1, num_classes=3, weights=str(tmp_path / "r50.pt"))
+    # the grey first convolution is the pretrained one averaged over RGB; deeper layers are the file's
+    np.testing.assert_allclose(net.trunk.conv1.weight[:, 0].detach(), source.conv1.weight.mean(dim=1).detach(), rtol=1e-6)
+    assert torch.equal(net.trunk.layer4[0].conv1.weight, source.layer4[0].conv1.weight)
+    (xt, yt), (xv, yv) = make_patterns(20, seed=1), make_patterns(10, seed=2)
+    settings = FitSettings(epochs=1, batch_size=16, network="resnet50", weights=str(tmp_path / "r50.pt"))
+    result = fit_attributor(xt, yt, xv, yv, num_classes=3, settings=settings, seed=0, progress=False)
+    labels, feats = predict(load_attributor(save_attributor(result, tmp_path / "a.pt")), xv, return_features=True)
+    np.testing.assert_array_equal(labels, predict(result, xv))
+    assert feats.shape == (len(xv), 2048)
+    with pytest.raises(InputError, match=r"attributor.weights = '/nope.pt' does not exist"):
+        ResNet50Attributor(1, 3, weights="/nope.pt")
+    with pytest.raises(InputError, match="set attributor.network = 'resnet50'"):
+        FitSettings(weights="/x.pt")

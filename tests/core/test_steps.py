@@ -132,6 +132,13 @@ def test_report_has_every_entry(built):
         assert 0.0 <= row["accuracy_mean"] <= 1.0
         assert np.asarray(row["confusion"]).sum() == row["n_test"] > 0
         assert (store.reports / row["figure"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    for row in report["main_table"]:
+        assert row["fdr_mean"] > 0 and set(row["per_class_accuracy"]) == set(report["classes"])
+        assert row["open_set"]["held_out"] == "beta" and 0.0 <= row["open_set"]["auroc"] <= 1.0
+        assert (store.reports / row["per_class_figure"]).is_file()
+    assert report["nmi"] is None  # folder models have no design factors
+    assert set(report["tsne"]) == {"pixels", *settings.methods, "raw"}
+    assert all((store.reports / path).read_bytes()[:4] == b"\x89PNG" for path in report["tsne"].values())
     md = (store.reports / "report.md").read_text()
     assert "artifacts (rgb, nearest)" in md and "raw-image control" in md and "figures/confusion_ssl-knn.png" in md
     # the planted checkerboard/stripes make the artifacts attributable far above chance (1/3)
