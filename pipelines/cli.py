@@ -44,8 +44,13 @@ def run_main(args: argparse.Namespace) -> int:
     home = _prepare_env(args)
     import dagster as dg
 
-    from pipelines.definitions import build_definitions, dataset_specs
-    from pipelines.jobs import build_jobs
+    from manifpt_core.steps.cross import cross_dataset_path
+    from pipelines.definitions import (
+        build_definitions,
+        dataset_specs,
+        has_cross_dataset,
+    )
+    from pipelines.jobs import CROSS_DATASET_JOB, build_jobs
     from pipelines.resources import resource_from_env
     from pipelines.sensors import configured_models
 
@@ -54,7 +59,8 @@ def run_main(args: argparse.Namespace) -> int:
     instance = dg.DagsterInstance.get()
     started = time.perf_counter()
     reports = []
-    for ds in dataset_specs(resource):
+    specs = dataset_specs(resource)
+    for ds in specs:
         settings = resource.settings(ds.name)
         models = configured_models(settings)
         known = set(instance.get_dynamic_partitions(ds.models.name))
@@ -70,19 +76,25 @@ def run_main(args: argparse.Namespace) -> int:
         print(f"manifpt: dataset {ds.name!r} ({settings.profile} profile), models {models}, "
               f"spaces {list(settings.spaces)}, home {home}")
         for job, partitioning in build_jobs(ds):
-            job_def = defs.resolve_job_def(job.name)
             for key in keys[partitioning]:
-                t0 = time.perf_counter()
-                label = job.name + (f"[{key}]" if key else "")
-                print(f"manifpt: {label} ...", flush=True)
-                result = job_def.execute_in_process(instance=instance, partition_key=key, raise_on_error=True)
-                print(f"manifpt: {label} done in {time.perf_counter() - t0:.1f} s ({_reused_count(result)})",
-                      flush=True)
+                _execute(defs.resolve_job_def(job.name), key, instance)
         reports.append(Path(home) / "store" / ds.name / "reports" / "report.md")
+    if has_cross_dataset(specs):  # last: it reads every dataset's attributors
+        _execute(defs.resolve_job_def(CROSS_DATASET_JOB), None, instance)
+        reports.append(cross_dataset_path(Path(home) / "store") / "report.md")
     print(f"manifpt: finished in {time.perf_counter() - started:.1f} s")
     for report in reports:
         print(f"manifpt: report at {report}")
     return 0
+
+
+def _execute(job_def, key, instance) -> None:
+    """Run one job (for one partition key, or none) in process, with its timing on the command line."""
+    t0 = time.perf_counter()
+    label = job_def.name + (f"[{key}]" if key else "")
+    print(f"manifpt: {label} ...", flush=True)
+    result = job_def.execute_in_process(instance=instance, partition_key=key, raise_on_error=True)
+    print(f"manifpt: {label} done in {time.perf_counter() - t0:.1f} s ({_reused_count(result)})", flush=True)
 
 
 def _reused_count(result) -> str:

@@ -1,4 +1,4 @@
-"""Jobs, one per partitioning and dataset, in the order the main run executes them."""
+"""Jobs, one per partitioning and dataset, in the order the main run executes them, then one across datasets."""
 
 import dagster as dg
 
@@ -17,6 +17,7 @@ STAGES = (
     ("attribution", ("attributor",), "space", "Step 5: the attributors of one space (one per artifact kind)."),
     ("report", ("raw_control", "attribution_report"), "none", "Step 5: the raw-image control and the report."),
 )
+CROSS_DATASET_JOB = "cross_dataset"  # after every dataset's jobs: it reads all their attributors
 
 
 def build_jobs(ds: DatasetSpec) -> list[tuple[dg.JobDefinition, str]]:
@@ -26,3 +27,9 @@ def build_jobs(ds: DatasetSpec) -> list[tuple[dg.JobDefinition, str]]:
                              description=f"{ds.name}: {description}"), partitioning)
         for name, assets, partitioning, description in STAGES
     ]
+
+
+def build_cross_dataset_job(key: dg.AssetKey) -> dg.JobDefinition:
+    """The job of the cross-dataset asset ``key``, run once after every dataset's jobs."""
+    return dg.define_asset_job(CROSS_DATASET_JOB, selection=[key],
+                               description="Step 5 across datasets: each dataset's attributors on the others' models.")

@@ -11,6 +11,7 @@ ASSETS = {"real_images", "generator", "generated_images", "embedding_space", "re
           "reference_index", "real_artifacts", "generated_artifacts", "attributor", "raw_control",
           "attribution_report"}
 DATASETS = ("fmnist_clothing", "fmnist_footwear_bags")
+CROSS = "cross_dataset/generalization"
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +27,21 @@ def test_two_datasets_with_five_groups(demo_defs):
     graph = demo_defs.resolve_asset_graph()
     keys = graph.get_all_asset_keys()
     assert {graph.get(k).group_name for k in keys} == STEP_GROUPS
-    assert {k.to_user_string() for k in keys} == {f"{d}/{a}" for d in DATASETS for a in ASSETS}
+    assert {k.to_user_string() for k in keys} == {f"{d}/{a}" for d in DATASETS for a in ASSETS} | {CROSS}
+
+
+def test_cross_dataset_runs_after_every_dataset_report(demo_defs):
+    node = demo_defs.resolve_asset_graph().get(dg.AssetKey.from_user_string(CROSS))
+    assert node.group_name == "attribution" and node.pools == {"gpu"}
+    assert node.parent_keys == {dg.AssetKey([d, "attribution_report"]) for d in DATASETS}
+    assert demo_defs.resolve_job_def("cross_dataset").name == "cross_dataset"
+
+
+def test_one_dataset_has_no_cross_dataset_asset(tmp_path):
+    config = tmp_path / "one.toml"
+    config.write_text('dataset = "only"\n')
+    graph = build_definitions(ManifptResource(profile="demo", config_file=str(config))).resolve_asset_graph()
+    assert {k.path[0] for k in graph.get_all_asset_keys()} == {"only"}
 
 
 def test_every_asset_has_code_version_and_description(demo_defs):
@@ -54,7 +69,7 @@ def test_gpu_steps_are_in_the_gpu_pool(demo_defs):
     graph = demo_defs.resolve_asset_graph()
     gpu = {k.path[-1] for k in graph.get_all_asset_keys() if graph.get(k).pools == {"gpu"}}
     assert gpu == {"generator", "generated_images", "embedding_space", "real_embeddings", "generated_embeddings",
-                   "real_artifacts", "generated_artifacts", "attributor", "raw_control"}
+                   "real_artifacts", "generated_artifacts", "attributor", "raw_control", "generalization"}
 
 
 def test_jobs_and_sensor_resolve(demo_defs):
