@@ -41,3 +41,13 @@ def test_pixel_pca_distance_separates_noise_from_data():
     noise = rng.integers(0, 256, (500, 1, 8, 8), dtype=np.uint8)
     basis = fit_pca(real, dim=8)
     assert pixel_pca_frechet(held_out, real, basis) < 0.1 * pixel_pca_frechet(noise, real, basis)
+
+
+def test_singular_covariances_give_a_finite_distance_matching_the_full_rank_formula():
+    # fewer samples than dimensions: both covariances are singular
+    rng = np.random.default_rng(5)
+    a, b = rng.normal(size=(20, 64)), rng.normal(size=(20, 64)) + 0.5
+    d = frechet_distance(*features_to_statistics(a), *features_to_statistics(b))
+    assert np.isfinite(d) and d > 0
+    # identical sets are at distance 0 even when singular
+    assert abs(frechet_distance(*features_to_statistics(a), *features_to_statistics(a))) < 1e-4
