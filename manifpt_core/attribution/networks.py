@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 
 import torch
 from torch import nn
 from torch.nn import functional as F
-
-from manifpt_core.errors import InputError
 
 
 class BasicBlock(nn.Module):
@@ -156,10 +153,8 @@ class ResNet50Attributor(nn.Module):
         from manifpt_core.encoders.networks import resnet50_trunk  # the encoders build the same trunk
         from manifpt_core.encoders.weights import load_resnet50
 
-        if weights is not None and not Path(weights).expanduser().is_file():
-            raise InputError(f"attributor.weights = '{weights}' does not exist; point it at a local ResNet-50 "
-                             "weights file or remove the key to train the attributor from scratch")
-        trunk = load_resnet50(weights, "attributor.weights")[0] if weights is not None else resnet50_trunk()
+        trunk = (load_resnet50(weights, "attributor.weights", "to train the attributor from scratch")[0]
+                 if weights is not None else resnet50_trunk())
         if in_channels != 3:
             conv = trunk.conv1
             trunk.conv1 = nn.Conv2d(in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,

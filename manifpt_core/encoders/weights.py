@@ -36,7 +36,18 @@ def _state_dict(payload: object, where: str) -> dict[str, torch.Tensor]:
     return {str(k).removeprefix("module."): v for k, v in payload.items()}
 
 
-def load_resnet50(path: str | Path, key: str) -> tuple[nn.Module, dict[str, str]]:
+def require_weights_file(path: str | Path, key: str, without: str) -> Path:
+    """The weights file named by config key ``key``; a missing one says to fix the path or drop the key
+    (``without`` says what happens then, e.g. "to train an encoder on the real images")."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise InputError(f"{key} = '{path}' does not exist; point it at a local ResNet-50 weights file or "
+                         f"remove the key {without}")
+    return path
+
+
+def load_resnet50(path: str | Path, key: str, without: str = "to train an encoder on the real images"
+                  ) -> tuple[nn.Module, dict[str, str]]:
     """ResNet-50 (``fc`` = Identity, 2048-d features) with the weights in ``path``, in eval mode on the CPU.
 
     ``key`` is the config key that named the file (``encoders.<space>.weights``);
@@ -44,10 +55,7 @@ def load_resnet50(path: str | Path, key: str) -> tuple[nn.Module, dict[str, str]
     classifier is not used); every other parameter and buffer must be there
     with ResNet-50's shape. Returns the network and ``{"file": name, "sha256": hex}``.
     """
-    path = Path(path).expanduser()
-    if not path.is_file():
-        raise InputError(f"{key} = '{path}' does not exist; point it at a local ResNet-50 weights file or "
-                         "remove the key to train an encoder on the real images")
+    path = require_weights_file(path, key, without)
     where = f"{key} = '{path}'"
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)

@@ -21,7 +21,7 @@ import numpy as np
 from manifpt_core.attribution import resolve_device
 from manifpt_core.config import Settings
 from manifpt_core.encoders import Encoder, build_encoder, load_encoder, save_encoder
-from manifpt_core.errors import InputError
+from manifpt_core.encoders.weights import require_weights_file
 from manifpt_core.spaces import Space, get_space
 from manifpt_core.steps.cache import Outcome, require_record, run_cached
 from manifpt_core.store import Store, open_array, read_manifest
@@ -30,14 +30,6 @@ from manifpt_core.store.hashing import file_hash, text_hash
 SPACE_VERSION = "1"
 CARD_FILE = "card.json"
 ENCODER_FILE = "encoder.pt"
-
-
-def _weights_input(space: str, weights: str) -> str:
-    path = Path(weights).expanduser()
-    if not path.is_file():
-        raise InputError(f"encoders.{space}.weights = '{weights}' does not exist; point it at a local ResNet-50 "
-                         "weights file or remove the key to train an encoder on the real images")
-    return file_hash(path)
 
 
 def _reference_labels(store: Store, n_reference: int) -> np.ndarray | None:
@@ -61,7 +53,9 @@ def materialize_space(store: Store, settings: Settings, space_name: str) -> Outc
 
     encoder_settings = settings.encoders.for_space(space_name)
     if encoder_settings.weights:
-        inputs = {"weights": _weights_input(space_name, encoder_settings.weights)}
+        key = f"encoders.{space_name}.weights"
+        inputs = {"weights": file_hash(require_weights_file(encoder_settings.weights, key,
+                                                            "to train an encoder on the real images"))}
     else:
         inputs = {"real_images": require_record(store.images("real"), "the real images (ingestion)")["content_hash"]}
 
