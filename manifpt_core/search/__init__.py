@@ -2,18 +2,15 @@
 
 Whatever proposes the candidates (FAISS on CPU or GPU, or a torch matrix product),
 the answer is re-ranked by exact distance, and queries stream in blocks so memory
-does not grow with their number. ``Searcher`` is the entry point; ``nearest`` is
-the one-call form over a flat index and the reference array.
+does not grow with their number. ``Searcher`` is the entry point.
 """
 
 from manifpt_core.search.checks import check_matrix
 from manifpt_core.search.index import build_flat_index, build_index, index_kind, load_index, save_index
-from manifpt_core.search.rerank import DEFAULT_CANDIDATES, nearest
 from manifpt_core.search.searcher import Searcher, measure_recall, recall_at_1
 from manifpt_core.search.settings import SearchSettings
 
 __all__ = [
-    "DEFAULT_CANDIDATES",
     "SearchSettings",
     "Searcher",
     "build_flat_index",
@@ -22,7 +19,6 @@ __all__ = [
     "index_kind",
     "load_index",
     "measure_recall",
-    "nearest",
     "recall_at_1",
     "save_index",
 ]

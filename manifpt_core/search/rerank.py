@@ -14,12 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import faiss
 import numpy as np
-
-from manifpt_core.search.checks import check_exclude, check_matrix
-
-DEFAULT_CANDIDATES = 4
 
 # Queries re-ranked at a time: their (rows, D) float64 differences stay in cache, twice as fast as whole blocks.
 RERANK_ROWS = 256
@@ -55,23 +50,3 @@ def select(cand: np.ndarray, squared: np.ndarray, k: int,
     ids = np.take_along_axis(np.where(valid, cand, -1), order, axis=1).astype(np.int64, copy=False)
     return ids, np.sqrt(np.take_along_axis(squared, order, axis=1)).astype(np.float32)
 
-
-def nearest(
-    index: faiss.Index,
-    reference: np.ndarray,
-    queries: np.ndarray,
-    exclude: np.ndarray | None = None,
-    candidates: int = DEFAULT_CANDIDATES,
-) -> tuple[np.ndarray, np.ndarray]:
-    """For each query, the reference row at the smallest exact Euclidean distance, and that distance.
-
-    ``exclude[i]`` (a reference row, or -1) is never returned for query ``i``:
-    this is how a reference sample queried against its own set avoids finding
-    itself. Ties go to the smaller row number. Returns ``(ids int64 (n,), dist float32 (n,))``.
-    """
-    queries = check_matrix(queries, index.d, "queries")
-    exclude = check_exclude(exclude, len(queries), index.ntotal)
-    m = min(index.ntotal, max(1, candidates) + (exclude is not None))
-    _, cand = index.search(queries, m)
-    ids, dist = select(cand, squared_distances(queries, cand, reference.__getitem__), 1, exclude)
-    return ids[:, 0], dist[:, 0]

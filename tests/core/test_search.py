@@ -17,7 +17,6 @@ from manifpt_core.search import (
     index_kind,
     load_index,
     measure_recall,
-    nearest,
     recall_at_1,
     save_index,
 )
@@ -70,9 +69,15 @@ def data():
     return rng.standard_normal((800, 24)).astype(np.float32), rng.standard_normal((300, 24)).astype(np.float32)
 
 
+def nearest(reference, queries, exclude=None):
+    """The exact searcher's nearest row and distance per query (k = 1)."""
+    ids, dist = Searcher(build_flat_index(reference), SearchSettings()).search(queries, exclude=exclude)
+    return ids[:, 0], dist[:, 0]
+
+
 def test_nearest_equals_brute_force(data):
     reference, queries = data
-    ids, dist = nearest(build_flat_index(reference), reference, queries)
+    ids, dist = nearest(reference, queries)
     ref_ids, ref_dist = brute_force(reference, queries)
     np.testing.assert_array_equal(ids, ref_ids)
     np.testing.assert_allclose(dist, ref_dist, rtol=1e-6)
@@ -81,21 +86,21 @@ def test_nearest_equals_brute_force(data):
 def test_a_sample_is_never_its_own_neighbour(data):
     reference, _ = data
     rows = np.arange(len(reference))
-    ids, _ = nearest(build_flat_index(reference), reference, reference, exclude=rows)
+    ids, _ = nearest(reference, reference, exclude=rows)
     assert not np.any(ids == rows)
     np.testing.assert_array_equal(ids, brute_force(reference, reference, exclude=rows)[0])
 
 
 def test_exact_duplicates_are_excluded_only_by_row(data):
     reference, _ = data
-    ids, dist = nearest(build_flat_index(reference), reference, reference[:5])
+    ids, dist = nearest(reference, reference[:5])
     np.testing.assert_array_equal(ids, np.arange(5))  # without exclusion, a reference row finds itself
     assert np.all(dist == 0)
 
 
 def test_ties_go_to_the_smaller_row():
     reference = np.array([[0.0, 1.0], [1.0, 0.0], [0.0, -1.0]], dtype=np.float32)
-    ids, dist = nearest(build_flat_index(reference), reference, np.zeros((1, 2), np.float32))
+    ids, dist = nearest(reference, np.zeros((1, 2), np.float32))
     assert ids[0] == 0 and dist[0] == pytest.approx(1.0)
 
 
@@ -116,13 +121,12 @@ def test_artifacts_equal_brute_force_and_ignore_block_size(data):
 
 def test_search_checks_inputs(data):
     reference, queries = data
-    index = build_flat_index(reference)
     with pytest.raises(TypeError, match="float32"):
-        nearest(index, reference, queries.astype(np.float64))
+        nearest(reference, queries.astype(np.float64))
     with pytest.raises(TypeError, match="dimension 23, the index has 24"):
-        nearest(index, reference, queries[:, :23].copy())
+        nearest(reference, queries[:, :23].copy())
     with pytest.raises(TypeError, match="2-D"):
-        nearest(index, reference, queries[0])
+        nearest(reference, queries[0])
 
 
 @pytest.mark.parametrize("name", ALL_SETUPS)
