@@ -1,4 +1,4 @@
-"""Step 5 assets: attributors per space, the raw-image control, and the report."""
+"""Step 5 assets: attributors per space, the raw-image control, the baselines, and the report."""
 
 import json
 
@@ -9,8 +9,10 @@ from manifpt_core.config import method_name
 from manifpt_core.errors import StoreError
 from manifpt_core.steps import RAW, Outcome, train_attributors, write_report
 from manifpt_core.steps.attribute import ATTRIBUTOR_VERSION
+from manifpt_core.steps.baselines import BASELINE_VERSION, run_baseline
 from manifpt_core.steps.report import REPORT_VERSION, nmi_lines, open_set_lines
 from manifpt_core.store import combine_hashes
+from pipelines.automation import AFTER_UPSTREAM, ON_CHANGE
 from pipelines.partitions import DatasetSpec, by_space
 from pipelines.resources import ManifptResource
 
@@ -32,7 +34,7 @@ def _pct(mean: float, std: float | None) -> str:
 
 def _accuracy_table(outcomes: list[Outcome]) -> dg.MetadataValue:
     rows = [f"| {o.summary['method']} | {r['seed']} | {100 * r['test_accuracy']:.2f}% | {r['fdr']:.2f} | "
-            f"{r['best_epoch']} |" for o in outcomes for r in o.summary["per_seed"]]
+            f"{r.get('best_epoch', '-')} |" for o in outcomes for r in o.summary["per_seed"]]
     return dg.MetadataValue.md("| method | seed | test accuracy | FDR | best epoch |\n|---|---|---|---|---|\n"
                                + "\n".join(rows))
 
@@ -59,8 +61,9 @@ def build(ds: DatasetSpec) -> list[dg.AssetsDefinition]:
 
     @dg.asset(key=ds.key("attributor"), group_name=GROUP, code_version=ATTRIBUTOR_VERSION,
               partitions_def=ds.space_partitions,
-              deps=[ds.key("real_artifacts"), dg.AssetDep(ds.key("generated_artifacts"), partition_mapping=by_space)],
-              pool="gpu", kinds={"pytorch"})
+              deps=[ds.key("real_artifacts"), dg.AssetDep(ds.key("generated_artifacts"), partition_mapping=by_space),
+                    ds.key("model_set")],
+              automation_condition=ON_CHANGE, pool="gpu", kinds={"pytorch"})
     def attributor(context: dg.AssetExecutionContext, manifpt: ManifptResource) -> dg.MaterializeResult:
         """Attributors trained on one space's artifacts, one per artifact kind, to name the source model (real is
         one more class): a ResNet for image-shaped artifacts (rgb, freq), an MLP for vectors (sl, ssl)."""
@@ -71,16 +74,35 @@ def build(ds: DatasetSpec) -> list[dg.AssetsDefinition]:
                                              for kind in settings.artifacts.kinds])
 
     @dg.asset(key=ds.key("raw_control"), group_name=GROUP, code_version=ATTRIBUTOR_VERSION,
-              deps=[ds.key("real_images"), ds.key("generated_images")], pool="gpu", kinds={"pytorch"})
+              deps=[ds.key("real_images"), ds.key("generated_images"), ds.key("model_set")],
+              automation_condition=ON_CHANGE, pool="gpu", kinds={"pytorch"})
     def raw_control(context: dg.AssetExecutionContext, manifpt: ManifptResource) -> dg.MaterializeResult:
         """The control: the same network and protocol trained on the raw images instead of artifacts."""
         store, settings = manifpt.store(ds.name), manifpt.settings(ds.name)
         return _attribution_result(context, [train_attributors(store, settings, RAW, registered_models(context, ds))])
 
+    built = [attributor, raw_control]
+    if ds.baselines:
+        @dg.asset(key=ds.key("baseline"), group_name=GROUP, code_version=BASELINE_VERSION,
+                  partitions_def=ds.baseline_partitions,
+                  deps=[ds.key("real_images"), ds.key("model_set"),
+                        dg.AssetDep(ds.key("generated_images"), partition_mapping=dg.AllPartitionMapping())],
+                  automation_condition=ON_CHANGE, pool="gpu", kinds={"scikitlearn", "pytorch"})
+        def baseline(context: dg.AssetExecutionContext, manifpt: ManifptResource) -> dg.MaterializeResult:
+            """A baseline of the paper's Table 2 on the raw images, with the attributors' splits and seeds:
+            McCloskey (saturation histograms, linear SVM), Nataraj (co-occurrence matrices, CNN), Durall
+            (azimuthal spectrum, logistic regression or linear SVM), Dzanic (spectral decay, k-NN), or the
+            raw-image CNN with blur + JPEG augmentation."""
+            store, settings = manifpt.store(ds.name), manifpt.settings(ds.name)
+            return _attribution_result(context, [run_baseline(store, settings, context.partition_key,
+                                                              registered_models(context, ds))])
+
+        built.append(baseline)
+
     @dg.asset(key=ds.key("attribution_report"), group_name=GROUP, code_version=REPORT_VERSION,
-              deps=[attributor, raw_control, ds.key("generator"), ds.key("generated_images")], kinds={"markdown"})
+              deps=built, automation_condition=AFTER_UPSTREAM, kinds={"markdown"})
     def attribution_report(context: dg.AssetExecutionContext, manifpt: ManifptResource) -> dg.MaterializeResult:
-        """The report: accuracy ± std and FD ratio per space, artifact kind and the raw control; NMI with the zoo's
+        """The report: accuracy ± std and FD ratio per space, artifact kind, the raw control and each baseline; NMI with the zoo's
         design factors; open-set AUROC; t-SNE maps, confusion matrices, generator samples and Fréchet distances."""
         store, settings = manifpt.store(ds.name), manifpt.settings(ds.name)
         outcome = write_report(store, settings, registered_models(context, ds))
@@ -96,4 +118,4 @@ def build(ds: DatasetSpec) -> list[dg.AssetsDefinition]:
                          open_set_table=dg.MetadataValue.md("\n".join(open_set_lines(report["main_table"])) or "n/a"),
                          report=dg.MetadataValue.path(str(outcome.path / "report.md")), **figures)
 
-    return [attributor, raw_control, attribution_report]
+    return [*built, attribution_report]

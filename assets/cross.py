@@ -10,6 +10,7 @@ from manifpt_core.steps.cross import (
     cross_dataset,
     generalization_table,
 )
+from pipelines.automation import AFTER_UPSTREAM
 from pipelines.partitions import DatasetSpec
 from pipelines.resources import ManifptResource
 
@@ -20,7 +21,8 @@ def build(specs: list[DatasetSpec]) -> list[dg.AssetsDefinition]:
     """The cross-dataset asset over every dataset; it runs after all their reports (so all their attributors)."""
 
     @dg.asset(key=KEY, group_name=GROUP, code_version=CROSS_VERSION,
-              deps=[ds.key("attribution_report") for ds in specs], pool="gpu", kinds={"markdown"})
+              deps=[ds.key("attribution_report") for ds in specs], automation_condition=AFTER_UPSTREAM, pool="gpu",
+              kinds={"markdown"})
     def generalization(context: dg.AssetExecutionContext, manifpt: ManifptResource) -> dg.MaterializeResult:
         """Cross-dataset generalization (the paper's Table 4): each dataset's attributors name the models behind
         the test split of the same architectures trained on every other dataset, matched by model name."""

@@ -6,6 +6,7 @@ from assets._results import to_result
 from manifpt_core.steps import embed_source
 from manifpt_core.steps.embed import EMBED_VERSION
 from manifpt_core.steps.space import SPACE_VERSION, materialize_space
+from pipelines.automation import ON_CHANGE
 from pipelines.partitions import DatasetSpec, by_model, by_space
 from pipelines.resources import ManifptResource
 
@@ -16,7 +17,7 @@ def build(ds: DatasetSpec) -> list[dg.AssetsDefinition]:
     """The embedding assets of one dataset."""
 
     @dg.asset(key=ds.key("embedding_space"), group_name=GROUP, code_version=SPACE_VERSION,
-              partitions_def=ds.space_partitions, deps=[ds.key("real_images")], pool="gpu", kinds={"pytorch"})
+              partitions_def=ds.space_partitions, deps=[ds.key("real_images")], automation_condition=ON_CHANGE, pool="gpu", kinds={"pytorch"})
     def embedding_space(context: dg.AssetExecutionContext, manifpt: ManifptResource) -> dg.MaterializeResult:
         """What turns an image into a vector in one space: its card, and for sl/ssl the encoder
         (ResNet-50 from a local weights file, or trained on the real reference images)."""
@@ -24,7 +25,7 @@ def build(ds: DatasetSpec) -> list[dg.AssetsDefinition]:
         return to_result(context, materialize_space(store, settings, context.partition_key))
 
     @dg.asset(key=ds.key("real_embeddings"), group_name=GROUP, code_version=EMBED_VERSION,
-              partitions_def=ds.space_partitions, deps=[ds.key("real_images"), embedding_space], pool="gpu",
+              partitions_def=ds.space_partitions, deps=[ds.key("real_images"), embedding_space], automation_condition=ON_CHANGE, pool="gpu",
               kinds={"zarr"})
     def real_embeddings(context: dg.AssetExecutionContext, manifpt: ManifptResource) -> dg.MaterializeResult:
         """The real images (reference and real class) embedded in one space."""
@@ -34,7 +35,7 @@ def build(ds: DatasetSpec) -> list[dg.AssetsDefinition]:
     @dg.asset(key=ds.key("generated_embeddings"), group_name=GROUP, code_version=EMBED_VERSION,
               partitions_def=ds.model_space,
               deps=[dg.AssetDep(ds.key("generated_images"), partition_mapping=by_model),
-                    dg.AssetDep(embedding_space, partition_mapping=by_space)], pool="gpu", kinds={"zarr"})
+                    dg.AssetDep(embedding_space, partition_mapping=by_space)], automation_condition=ON_CHANGE, pool="gpu", kinds={"zarr"})
     def generated_embeddings(context: dg.AssetExecutionContext, manifpt: ManifptResource) -> dg.MaterializeResult:
         """One generative model's images embedded in one space."""
         keys = context.partition_key.keys_by_dimension

@@ -6,6 +6,7 @@ from assets._results import png_markdown, to_result
 from manifpt_core.steps import ingest_generated, ingest_real, materialize_generator
 from manifpt_core.steps.generators import GENERATOR_VERSION, GRID
 from manifpt_core.steps.ingest import INGEST_VERSION
+from pipelines.automation import ON_CHANGE
 from pipelines.partitions import DatasetSpec
 from pipelines.resources import ManifptResource
 
@@ -15,13 +16,15 @@ GROUP = "ingestion"
 def build(ds: DatasetSpec) -> list[dg.AssetsDefinition]:
     """The ingestion assets of one dataset."""
 
-    @dg.asset(key=ds.key("real_images"), group_name=GROUP, code_version=INGEST_VERSION, kinds={"zarr", "parquet"})
+    @dg.asset(key=ds.key("real_images"), group_name=GROUP, code_version=INGEST_VERSION,
+              deps=[ds.key("real_source")], automation_condition=ON_CHANGE, kinds={"zarr", "parquet"})
     def real_images(context: dg.AssetExecutionContext, manifpt: ManifptResource) -> dg.MaterializeResult:
         """Real images split into the indexed reference set and the disjoint real class, with their manifest."""
         return to_result(context, ingest_real(manifpt.store(ds.name), manifpt.settings(ds.name)))
 
     @dg.asset(key=ds.key("generator"), group_name=GROUP, code_version=GENERATOR_VERSION, partitions_def=ds.models,
-              deps=[real_images], pool="gpu", kinds={"pytorch"})
+              deps=[real_images, ds.key("model_source")], automation_condition=ON_CHANGE, pool="gpu",
+              kinds={"pytorch"})
     def generator(context: dg.AssetExecutionContext, manifpt: ManifptResource) -> dg.MaterializeResult:
         """A generative model: a zoo entry trained on the real reference images, or a user's folder of samples."""
         outcome = materialize_generator(manifpt.store(ds.name), manifpt.settings(ds.name), context.partition_key)
@@ -31,7 +34,8 @@ def build(ds: DatasetSpec) -> list[dg.AssetsDefinition]:
         return to_result(context, outcome, **extra)
 
     @dg.asset(key=ds.key("generated_images"), group_name=GROUP, code_version=INGEST_VERSION,
-              partitions_def=ds.models, deps=[generator, real_images], pool="gpu", kinds={"zarr", "parquet"})
+              partitions_def=ds.models, deps=[generator, real_images], automation_condition=ON_CHANGE, pool="gpu",
+              kinds={"zarr", "parquet"})
     def generated_images(context: dg.AssetExecutionContext, manifpt: ManifptResource) -> dg.MaterializeResult:
         """A generative model's images in the image store, with their manifest, 7:2:1 splits and Fréchet distance."""
         store, settings = manifpt.store(ds.name), manifpt.settings(ds.name)

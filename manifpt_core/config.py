@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import tomllib
+
 from manifpt_core.artifacts import KINDS as ARTIFACT_KINDS
 from manifpt_core.attribution import FitSettings
+from manifpt_core.baselines import BaselineSettings
 from manifpt_core.encoders import EncoderSettings
 from manifpt_core.errors import InputError
 from manifpt_core.search import SearchSettings
@@ -23,6 +25,7 @@ from manifpt_core.store.layout import check_name
 from manifpt_core.zoo import ModelCard
 
 SOURCE_KINDS = ("fashion_mnist", "folder")
+REMOVED_MODELS = ("keep", "delete")
 DEVICES = ("auto", "cpu", "cuda")
 
 
@@ -124,8 +127,10 @@ class Settings:
     artifacts: ArtifactSettings = field(default_factory=ArtifactSettings)
     zoo: tuple[ModelCard, ...] = ()
     attributor: FitSettings = field(default_factory=FitSettings)
+    baselines: BaselineSettings = field(default_factory=BaselineSettings)
     seeds: tuple[int, ...] = (0,)
     open_set_holdout: str = "auto"
+    removed_models: str = "keep"  # a model whose folder or zoo entry is gone: keep or delete its stored data
     data_seed: int = 0
     chunk_rows: int = 1024
     block_rows: int = 4096
@@ -147,6 +152,8 @@ class Settings:
             raise InputError("'real' is reserved for the real images; rename that zoo entry")
         if not self.seeds:
             raise InputError("seeds must list at least one attributor seed")
+        if self.removed_models not in REMOVED_MODELS:
+            raise InputError(f"removed_models = {self.removed_models!r} is not one of {REMOVED_MODELS}")
         if self.device not in DEVICES:
             raise InputError(f"device = {self.device!r} is not one of {DEVICES}")
 
@@ -188,6 +195,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "zoo": _DEMO_ZOO,
         "attributor": {"epochs": 10, "patience": 3},
         "artifacts": {"kinds": ["nearest", "knn"]},
+        "baselines": {"nataraj_levels": 32},
         "seeds": [0, 1, 2],
         "datasets": FASHION_MNIST_SPLIT,
     },
@@ -203,6 +211,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "attributor": {"epochs": 2, "patience": 2, "batch_size": 64},
         "encoders": {"sl": {"steps": 10, "batch_size": 32}, "ssl": {"steps": 10, "batch_size": 32}},
         "artifacts": {"kinds": ["nearest", "knn"], "knn_k": 4},
+        "baselines": {"nataraj_levels": 16},
         "seeds": [0],
         "chunk_rows": 64,
         "block_rows": 128,
@@ -268,6 +277,8 @@ def settings_from_dict(data: dict[str, Any], where: str = "settings") -> Setting
         data["encoders"] = Encoders(**{space: EncoderSettings.from_dict(space, dict(value)) for space, value in raw.items()})
     if "search" in data:
         data["search"] = _build(SearchSettings, dict(data["search"]), f"{where} [search]")
+    if "baselines" in data:
+        data["baselines"] = _build(BaselineSettings, _tuples(dict(data["baselines"]), ("methods",)), f"{where} [baselines]")
     if "artifacts" in data:
         data["artifacts"] = _build(ArtifactSettings, _tuples(dict(data["artifacts"]), ("kinds",)), f"{where} [artifacts]")
     for key in ("spaces", "seeds"):

@@ -40,7 +40,8 @@ def _prepare_env(args: argparse.Namespace) -> Path:
 
 
 def run_main(args: argparse.Namespace) -> int:
-    """Materialize every asset of every dataset, partition by partition, in dependency order."""
+    """Observe the sources, then materialize every asset of every dataset, partition by partition, in
+    dependency order."""
     home = _prepare_env(args)
     import dagster as dg
 
@@ -50,9 +51,9 @@ def run_main(args: argparse.Namespace) -> int:
         dataset_specs,
         has_cross_dataset,
     )
-    from pipelines.jobs import CROSS_DATASET_JOB, build_jobs
+    from pipelines.discovery import configured_models, discover
+    from pipelines.jobs import CROSS_DATASET_JOB, build_jobs, build_observation_jobs
     from pipelines.resources import resource_from_env
-    from pipelines.sensors import configured_models
 
     resource = resource_from_env()
     defs = build_definitions(resource)
@@ -60,22 +61,26 @@ def run_main(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     reports = []
     specs = dataset_specs(resource)
+    for change in discover(instance, resource):  # the discovery sensor's check, applied here and now
+        if change.added:
+            instance.add_dynamic_partitions(change.partitions.name, change.added)
+        for model in change.removed:
+            instance.delete_dynamic_partition(change.partitions.name, model)
+        print(f"manifpt: {change.dataset}: models added {change.added}, removed {change.removed}")
     for ds in specs:
         settings = resource.settings(ds.name)
         models = configured_models(settings)
-        known = set(instance.get_dynamic_partitions(ds.models.name))
-        new = [m for m in models if m not in known]
-        if new:
-            instance.add_dynamic_partitions(ds.models.name, new)
         keys = {
             "none": [None],
             "model": models,
             "space": list(settings.spaces),
+            "baseline": list(settings.baselines.methods),
             "model_space": [dg.MultiPartitionKey({"model": m, "space": s}) for m in models for s in settings.spaces],
         }
         print(f"manifpt: dataset {ds.name!r} ({settings.profile} profile), models {models}, "
               f"spaces {list(settings.spaces)}, home {home}")
-        for job, partitioning in build_jobs(ds):
+        # Observe the sources first: the automation then knows the versions everything was computed from.
+        for job, partitioning in build_observation_jobs(ds) + build_jobs(ds):
             for key in keys[partitioning]:
                 _execute(defs.resolve_job_def(job.name), key, instance)
         reports.append(Path(home) / "store" / ds.name / "reports" / "report.md")

@@ -1,19 +1,21 @@
-"""The code location: every dataset's assets and jobs, the cross-dataset asset, the discovery sensor and the resource."""
+"""The code location: every dataset's sources, assets and jobs, the cross-dataset asset, model discovery
+(sensor and schedule), the automation sensors and the resource."""
 
 import dagster as dg
 
-from assets import artifacts, attribution, cross, embedding, index, ingestion
-from pipelines.jobs import build_cross_dataset_job, build_jobs
+from assets import artifacts, attribution, cross, embedding, index, ingestion, sources
+from pipelines.automation import automation_sensors
+from pipelines.discovery import build_discovery
+from pipelines.jobs import build_cross_dataset_job, build_jobs, build_observation_jobs
 from pipelines.partitions import DatasetSpec
 from pipelines.resources import ManifptResource, resource_from_env
-from pipelines.sensors import model_discovery_sensor
 
-STEP_MODULES = [ingestion, embedding, index, artifacts, attribution]
+STEP_MODULES = [sources, ingestion, embedding, index, artifacts, attribution]
 
 
 def dataset_specs(resource: ManifptResource) -> list[DatasetSpec]:
     """One spec per dataset the resource's settings name."""
-    return [DatasetSpec(s.dataset, s.spaces) for s in resource.datasets()]
+    return [DatasetSpec(s.dataset, s.spaces, s.baselines.methods) for s in resource.datasets()]
 
 
 def has_cross_dataset(specs: list[DatasetSpec]) -> bool:
@@ -25,16 +27,21 @@ def build_definitions(resource: ManifptResource) -> dg.Definitions:
     """Definitions bound to one home and settings (the CLI and tests build their own)."""
     specs = dataset_specs(resource)
     assets = [a for ds in specs for module in STEP_MODULES for a in module.build(ds)]
-    jobs = [job for ds in specs for job, _ in build_jobs(ds)]
+    jobs = [job for ds in specs for job, _ in build_jobs(ds) + build_observation_jobs(ds)]
     if has_cross_dataset(specs):
         assets += cross.build(specs)
         jobs.append(build_cross_dataset_job(cross.KEY))
+    gpu_keys = [key for a in assets if a.is_executable and a.op.pool == "gpu" for key in a.keys]
+    sensor, schedules = build_discovery([j for j in jobs if j.name.rsplit("__", 1)[-1] in DISCOVERY_JOBS], specs)
     return dg.Definitions(
         assets=assets,
         jobs=jobs,
-        sensors=[model_discovery_sensor],
+        sensors=[sensor, *automation_sensors(gpu_keys)],
+        schedules=schedules,
         resources={"manifpt": resource},
     )
 
+
+DISCOVERY_JOBS = {"observe_real", "observe_models"}  # what discovery may launch
 
 defs = build_definitions(resource_from_env())

@@ -1,4 +1,5 @@
-"""Per dataset: one partition per generative model (dynamic), one per embedding space (static), and their product.
+"""Per dataset: one partition per generative model (dynamic), one per embedding space and one per baseline
+(static), and the product of models and spaces.
 
 Every dataset's assets live under the key prefix ``<dataset>/``, with their own
 model partitions, so a second real dataset (with its own zoo) sits beside the first.
@@ -9,13 +10,13 @@ from dataclasses import dataclass
 import dagster as dg
 
 
-
 @dataclass(frozen=True)
 class DatasetSpec:
     """Names, partitions and partition mappings of one dataset's assets."""
 
     name: str
     spaces: tuple[str, ...]
+    baselines: tuple[str, ...] = ()
 
     @property
     def models(self) -> dg.DynamicPartitionsDefinition:
@@ -24,6 +25,10 @@ class DatasetSpec:
     @property
     def space_partitions(self) -> dg.StaticPartitionsDefinition:
         return dg.StaticPartitionsDefinition(list(self.spaces))
+
+    @property
+    def baseline_partitions(self) -> dg.StaticPartitionsDefinition:
+        return dg.StaticPartitionsDefinition(list(self.baselines))
 
     @property
     def model_space(self) -> dg.MultiPartitionsDefinition:

@@ -13,7 +13,6 @@ from torch import nn
 from manifpt_core.attribution.networks import MLP, ResNet50Attributor, SmallResNet
 from manifpt_core.errors import InputError
 
-
 NETWORKS = ("small_resnet", "resnet50")
 
 

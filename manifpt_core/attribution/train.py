@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import numpy as np
 import torch
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
-from manifpt_core.attribution._checks import check_artifacts, check_labels, check_num_classes
+from manifpt_core.attribution._checks import (
+    check_artifacts,
+    check_labels,
+    check_num_classes,
+)
 from manifpt_core.attribution.device import autocast_for, resolve_device
 from manifpt_core.attribution.metrics import accuracy, confusion_matrix
 from manifpt_core.attribution.persistence import load_attributor, save_attributor
@@ -65,9 +70,16 @@ def _per_channel(values: np.ndarray | torch.Tensor, ndim: int) -> np.ndarray | t
     return values.reshape(1, -1, 1, 1) if ndim == 4 else values.reshape(1, -1)
 
 
-def _batch(x: np.ndarray, index: np.ndarray | slice, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+Augment = Callable[[np.ndarray, np.random.Generator], np.ndarray]  # (training batch, rng) -> new batch
+
+
+def _batch(x: np.ndarray, index: np.ndarray | slice, mean: torch.Tensor, std: torch.Tensor,
+           augment: tuple[Augment, np.random.Generator] | None = None) -> torch.Tensor:
     # Only this batch is copied into torch; standardizing on the device keeps the host cheap.
-    xb = torch.from_numpy(np.ascontiguousarray(x[index])).to(mean.device, non_blocking=True)
+    xb = x[index]
+    if augment is not None:
+        xb = augment[0](xb, augment[1])
+    xb = torch.from_numpy(np.ascontiguousarray(xb)).to(mean.device, non_blocking=True)
     return (xb - mean) / std
 
 
@@ -103,14 +115,16 @@ def _train_epoch(
     order_gen: torch.Generator,
     batch_size: int,
     device: str,
+    augment: tuple[Augment, np.random.Generator] | None = None,
 ) -> tuple[float, float]:
-    """One pass over (x, y) in an order drawn from ``order_gen``; returns mean loss and accuracy."""
+    """One pass over (x, y) in an order drawn from ``order_gen``, each batch through ``augment`` when given;
+    returns mean loss and accuracy."""
     net.train()
     order = torch.randperm(len(x), generator=order_gen).numpy()
     loss_sum, correct = 0.0, 0
     for start in range(0, len(order), batch_size):
         index = order[start : start + batch_size]
-        xb = _batch(x, index, mean_t, std_t)
+        xb = _batch(x, index, mean_t, std_t, augment)
         yb = y[index].to(device, non_blocking=True)
         with autocast_for(device):
             logits = net(xb)
@@ -134,6 +148,7 @@ def fit_attributor(
     seed: int,
     device: str = "cpu",
     progress: bool = True,
+    augment: Augment | None = None,
 ) -> FitResult:
     """Train a network to name the generative model (label) of each artifact.
 
@@ -143,7 +158,8 @@ def fit_attributor(
     training stops after ``settings.patience`` epochs without improvement. Seeds torch's
     global RNG with ``seed`` (weight init) and shuffles with a generator seeded by ``seed``,
     so on CPU the same seed gives identical results. ``device`` may be auto/cpu/cuda;
-    on CUDA training runs in bf16 autocast.
+    on CUDA training runs in bf16 autocast. ``augment(batch, rng)``, when given, transforms each
+    training batch (validation and test inputs never), with an rng seeded by ``seed``.
     """
     if not isinstance(settings, FitSettings):
         raise InputError(f"settings must be a FitSettings, got {type(settings).__name__}")
@@ -171,13 +187,14 @@ def fit_attributor(
     net = build_network(settings, in_channels, num_classes, input_ndim).to(device)
     optimizer = torch.optim.Adam(net.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
     y_train_t = torch.from_numpy(y_train)
+    augmenting = (augment, np.random.default_rng(int(seed))) if augment is not None else None
 
     history: list[dict[str, float]] = []
     best_state, best_epoch, best_acc, stale = None, 0, -1.0, 0
     with tqdm(range(1, settings.epochs + 1), desc="fit attributor", unit="epoch", disable=not progress) as bar:
         for epoch in bar:
             train_loss, train_acc = _train_epoch(
-                net, optimizer, x_train, y_train_t, mean_t, std_t, order_gen, settings.batch_size, device
+                net, optimizer, x_train, y_train_t, mean_t, std_t, order_gen, settings.batch_size, device, augmenting
             )
             val_logits, _ = _evaluate(net, x_val, mean_t, std_t, device, max(settings.batch_size, 512), False)
             val_acc = float((val_logits.argmax(1).numpy() == y_val).mean())

@@ -6,7 +6,13 @@ does not grow with their number. ``Searcher`` is the entry point.
 """
 
 from manifpt_core.search.checks import check_matrix
-from manifpt_core.search.index import build_flat_index, build_index, index_kind, load_index, save_index
+from manifpt_core.search.index import (
+    build_flat_index,
+    build_index,
+    index_kind,
+    load_index,
+    save_index,
+)
 from manifpt_core.search.searcher import Searcher, measure_recall, recall_at_1
 from manifpt_core.search.settings import SearchSettings
 

@@ -23,6 +23,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from manifpt_core.errors import InputError
+from manifpt_core.store.hashing import file_hash
 from manifpt_core.store.layout import NAME_RULE
 
 logger = logging.getLogger(__name__)
@@ -259,12 +260,11 @@ def discover_benchmark(root: str | os.PathLike[str]) -> dict[str, Path]:
 
 
 def folder_content_hash(folder: str | os.PathLike[str]) -> str:
-    """Return a sha256 hex digest over (relative path, size, mtime_ns) of the folder's images.
+    """Return a sha256 hex digest over (relative path, sha256 of the bytes) of the folder's images.
 
-    This is a cheap change detector for sensors: it notices added, removed,
-    renamed, resized or touched files without reading them. It is NOT a hash of
-    the pixels: identical content rewritten with a new mtime changes it, and an
-    edit that keeps both size and mtime does not.
+    It changes when an image is added, removed, renamed or edited, and only then:
+    touching a file or rewriting it with the same bytes keeps it. It is the data
+    version under which the folder is observed, and an input of its ingestion.
 
     Raises:
         InputError: as :func:`list_image_files`.
@@ -272,7 +272,6 @@ def folder_content_hash(folder: str | os.PathLike[str]) -> str:
     folder = Path(folder)
     digest = hashlib.sha256()
     for path in list_image_files(folder):
-        stat = path.stat()
         # NUL and newline cannot be confused with path characters we accept as records.
-        digest.update(f"{path.relative_to(folder).as_posix()}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+        digest.update(f"{path.relative_to(folder).as_posix()}\0{file_hash(path)}\n".encode())
     return digest.hexdigest()

@@ -2,6 +2,7 @@
 
 from manifpt_core.steps.artifacts import materialize_artifacts
 from manifpt_core.steps.attribute import RAW, train_attributors
+from manifpt_core.steps.baselines import run_baseline
 from manifpt_core.steps.cache import Outcome, load_record
 from manifpt_core.steps.embed import embed_source
 from manifpt_core.steps.generators import materialize_generator
@@ -23,6 +24,7 @@ __all__ = [
     "materialize_generator",
     "materialize_space",
     "open_space",
+    "run_baseline",
     "run_pipeline",
     "train_attributors",
     "write_report",

@@ -16,8 +16,8 @@ import numpy as np
 import zarr
 from tqdm import tqdm
 
-from manifpt_core.config import Settings
 from manifpt_core.artifacts import artifacts_of_block
+from manifpt_core.config import Settings
 from manifpt_core.steps.cache import Outcome, require_record, run_cached
 from manifpt_core.steps.index import open_searcher, recall_of
 from manifpt_core.store import Store, combine_hashes, create_rows, open_array, prefetch

@@ -118,27 +118,13 @@ def train_attributors(store: Store, settings: Settings, method: str, models: lis
             save_attributor(result, tmp / f"seed{seed}.pt")
             weight_hashes[str(seed)] = file_hash(tmp / f"seed{seed}.pt")
             logger.info("attributor %s seed %d: test accuracy %.4f", method, seed, acc)
-        accuracy_mean, accuracy_std = mean_std([s["test_accuracy"] for s in per_seed])
-        fdr_mean, fdr_std = mean_std([s["fdr"] for s in per_seed])
-        confusion = np.sum(matrices, axis=0)
-        per_class = (np.diag(confusion) / np.maximum(confusion.sum(axis=1), 1)).tolist()
-        save_confusion_matrix(confusion, classes, f"{method}: test confusion (sum over seeds)", tmp / "confusion.png")
-        save_per_class_bars(per_class, classes, f"{method}: test accuracy per class", tmp / "per_class.png")
         summary = {
             "method": method,
             "network": "resnet" if x_tr.ndim == 4 else "mlp",
             "classes": classes,
             "n_train": len(y_tr), "n_val": len(y_va), "n_test": len(y_te),
-            "seeds": list(settings.seeds),
-            # The spread over one seed is unknown (None), not zero.
-            "accuracy_mean": accuracy_mean, "accuracy_std": accuracy_std,
-            "fdr_mean": fdr_mean, "fdr_std": fdr_std,
-            "per_class_accuracy": dict(zip(classes, per_class)),
+            **seed_summary(tmp, method, classes, per_seed, matrices),
             "open_set": _open_set(data, classes, settings, device, tmp),
-            "per_seed": per_seed,
-            "confusion": confusion.tolist(),
-            "confusion_png": "confusion.png",
-            "per_class_png": "per_class.png",
             "features_file": FEATURES_FILE,
         }
         (tmp / "metrics.json").write_text(json.dumps(summary, indent=2))
@@ -147,6 +133,26 @@ def train_attributors(store: Store, settings: Settings, method: str, models: lis
     return run_cached(store.attributor(method), "attributor", ATTRIBUTOR_VERSION, inputs,
                       {"fit": asdict(fit), "seeds": list(settings.seeds), "classes": classes,
                        "open_set_holdout": open_set_holdout(settings, classes)}, compute)
+
+
+def seed_summary(tmp: Path, method: str, classes: list[str], per_seed: list[dict[str, Any]],
+                 matrices: list[np.ndarray]) -> dict[str, Any]:
+    """Accuracy and FDR over seeds (mean ± sample std; one seed has an unknown std, None, not zero), the
+    confusion matrix summed over seeds, per-class accuracy, and their figures written under ``tmp``."""
+    accuracy_mean, accuracy_std = mean_std([s["test_accuracy"] for s in per_seed])
+    fdr_mean, fdr_std = mean_std([s["fdr"] for s in per_seed])
+    confusion = np.sum(matrices, axis=0)
+    per_class = (np.diag(confusion) / np.maximum(confusion.sum(axis=1), 1)).tolist()
+    save_confusion_matrix(confusion, classes, f"{method}: test confusion (sum over seeds)", tmp / "confusion.png")
+    save_per_class_bars(per_class, classes, f"{method}: test accuracy per class", tmp / "per_class.png")
+    return {"seeds": [s["seed"] for s in per_seed],
+            "accuracy_mean": accuracy_mean, "accuracy_std": accuracy_std,
+            "fdr_mean": fdr_mean, "fdr_std": fdr_std,
+            "per_class_accuracy": dict(zip(classes, per_class)),
+            "per_seed": per_seed,
+            "confusion": confusion.tolist(),
+            "confusion_png": "confusion.png",
+            "per_class_png": "per_class.png"}
 
 
 def open_set_holdout(settings: Settings, classes: list[str]) -> str | None:

@@ -17,7 +17,14 @@ from manifpt_core.attribution import resolve_device
 from manifpt_core.config import Settings
 from manifpt_core.steps.cache import Outcome, require_record, run_cached
 from manifpt_core.steps.space import open_space
-from manifpt_core.store import Store, create_rows, iter_blocks, open_array, prefetch, write_behind
+from manifpt_core.store import (
+    Store,
+    create_rows,
+    iter_blocks,
+    open_array,
+    prefetch,
+    write_behind,
+)
 from manifpt_core.store.arrays import aligned_block_rows
 
 EMBED_VERSION = "2"

@@ -19,7 +19,8 @@ from manifpt_core.errors import InputError
 from manifpt_core.figures import save_image_grid
 from manifpt_core.sources import discover_benchmark, folder_content_hash
 from manifpt_core.steps.cache import Outcome, require_record, run_cached
-from manifpt_core.store import Store, array_bytes_hash, open_array
+from manifpt_core.store import Store, array_bytes_hash, canonical_json, open_array
+from manifpt_core.store.hashing import text_hash
 from manifpt_core.zoo import ModelCard, get_family, load_checkpoint, save_checkpoint
 
 logger = logging.getLogger(__name__)
@@ -66,6 +67,15 @@ def model_folder(settings: Settings, model: str) -> Path:
             f"source.path ({settings.source.path}); add it to the config's zoo or create <source.path>/{model}/"
         )
     return folders[model]
+
+
+def model_source_hash(settings: Settings, model: str) -> str:
+    """The version of what defines a model: its zoo card (family, seed, factors, training settings), or the
+    content of its folder. Observed by the ``model_source`` asset; it changes exactly when the model does."""
+    card = settings.card(model)
+    if card is not None:
+        return text_hash("zoo-card:" + canonical_json(card.to_dict()))
+    return folder_content_hash(model_folder(settings, model))
 
 
 def _observe_folder(store: Store, settings: Settings, model: str) -> Outcome:

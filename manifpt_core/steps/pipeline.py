@@ -10,6 +10,7 @@ from __future__ import annotations
 from manifpt_core.config import Settings
 from manifpt_core.steps.artifacts import materialize_artifacts
 from manifpt_core.steps.attribute import RAW, train_attributors
+from manifpt_core.steps.baselines import run_baseline
 from manifpt_core.steps.cache import Outcome
 from manifpt_core.steps.embed import embed_source
 from manifpt_core.steps.generators import materialize_generator
@@ -21,7 +22,7 @@ from manifpt_core.store import Store
 
 
 def run_pipeline(store: Store, settings: Settings, models: list[str]) -> list[Outcome]:
-    """Ingest, embed, index, materialize artifacts, attribute and report, for ``models`` (zoo entries or folders)."""
+    """Ingest, embed, index, materialize artifacts, attribute, run the baselines and report, for ``models`` (zoo entries or folders)."""
     sources = ["real", *models]
     outcomes = [ingest_real(store, settings)]
     for model in models:
@@ -32,5 +33,6 @@ def run_pipeline(store: Store, settings: Settings, models: list[str]) -> list[Ou
         outcomes.append(build_index(store, settings, space))
         outcomes += [materialize_artifacts(store, settings, space, source) for source in sources]
     outcomes += [train_attributors(store, settings, method, models) for method in (*settings.methods, RAW)]
+    outcomes += [run_baseline(store, settings, name, models) for name in settings.baselines.methods]
     outcomes.append(write_report(store, settings, models))
     return outcomes

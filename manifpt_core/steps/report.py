@@ -16,11 +16,12 @@ from typing import Any
 from manifpt_core.config import Settings, parse_method
 from manifpt_core.steps.analysis import factor_names, nmi_table, tsne_maps
 from manifpt_core.steps.attribute import RAW, attributor_metrics, classes_for
+from manifpt_core.steps.baselines import baseline_metrics
 from manifpt_core.steps.cache import Outcome, require_record, run_cached
 from manifpt_core.steps.generators import GRID
 from manifpt_core.store import Store, combine_hashes
 
-REPORT_VERSION = "4"
+REPORT_VERSION = "5"
 
 
 def _fmt(mean: float, std: float | None) -> str:
@@ -28,10 +29,13 @@ def _fmt(mean: float, std: float | None) -> str:
 
 
 def write_report(store: Store, settings: Settings, models: list[str]) -> Outcome:
-    """Gather every attributor's metrics into the report."""
+    """Gather every attributor's and baseline's metrics into the report."""
     rows = [*settings.methods, RAW]
+    baselines = list(settings.baselines.methods)
     inputs = {f"attributor/{r}": require_record(store.attributor(r), f"the attributor for {r!r}")["content_hash"]
               for r in rows}
+    inputs |= {f"baseline/{b}": require_record(store.baseline(b), f"the baseline {b!r}")["content_hash"]
+               for b in baselines}
     for space in settings.spaces:
         inputs[f"space/{space}"] = require_record(store.space(space), f"the embedding space {space!r}")["content_hash"]
         inputs[f"index/{space}"] = require_record(store.index(space), f"the index of {space!r}")["content_hash"]
@@ -43,12 +47,15 @@ def write_report(store: Store, settings: Settings, models: list[str]) -> Outcome
         figures = tmp / "figures"
         figures.mkdir(parents=True)
         table = []
-        for row in rows:
-            m = attributor_metrics(store, row)
-            shutil.copyfile(store.attributor(row) / m["confusion_png"], figures / f"confusion_{row}.png")
-            shutil.copyfile(store.attributor(row) / m["per_class_png"], figures / f"per_class_{row}.png")
-            space, kind = (None, None) if row == RAW else parse_method(row)
-            table.append({"method": _method_label(row, settings), "key": row, "space": space, "kind": kind,
+        for row in [*rows, *baselines]:
+            is_baseline = row in baselines
+            m = baseline_metrics(store, row) if is_baseline else attributor_metrics(store, row)
+            folder = store.baseline(row) if is_baseline else store.attributor(row)
+            shutil.copyfile(folder / m["confusion_png"], figures / f"confusion_{row}.png")
+            shutil.copyfile(folder / m["per_class_png"], figures / f"per_class_{row}.png")
+            space, kind = (None, "baseline") if is_baseline else (None, None) if row == RAW else parse_method(row)
+            table.append({"method": m["label"] if is_baseline else _method_label(row, settings), "key": row,
+                          "space": space, "kind": kind,
                           "network": m["network"],
                           "accuracy_mean": m["accuracy_mean"], "accuracy_std": m["accuracy_std"],
                           "fdr_mean": m["fdr_mean"], "fdr_std": m["fdr_std"],
@@ -99,7 +106,8 @@ def write_report(store: Store, settings: Settings, models: list[str]) -> Outcome
             "nmi": nmi, "tsne": report["tsne"]}
 
     return run_cached(store.reports, "report", REPORT_VERSION, inputs,
-                      {"methods": list(settings.methods), "artifacts": settings.artifacts.settings()}, compute)
+                      {"methods": list(settings.methods), "baselines": baselines,
+                       "artifacts": settings.artifacts.settings()}, compute)
 
 
 def _fmt_plain(mean: float, std: float | None) -> str:
@@ -172,8 +180,11 @@ def render_markdown(report: dict[str, Any]) -> str:
     for row in report["main_table"]:
         lines.append(f"| {row['method']} | {row['network']} | {_fmt(row['accuracy_mean'], row['accuracy_std'])} | "
                      f"{_fmt_plain(row['fdr_mean'], row['fdr_std'])} | {len(row['seeds'])} | {row['n_test']} |")
-    lines += ["", "A single seed has no spread: ± is shown only with several seeds. FDR: inter-class over intra-class "
-              "Fréchet distance of the attributor's penultimate test features (higher: more separable).", ""]
+    lines += ["", "Rows after the raw-image control are the baselines (the paper's Table 2), on the same test samples. "
+              "A single seed has no spread: ± is shown only with several seeds; a deterministic classifier (k-NN, "
+              "logistic regression) shows ± 0. FDR: inter-class over intra-class Fréchet distance of the test "
+              "features (a network's penultimate ones; a classical classifier's standardized inputs), higher is more "
+              "separable; compare it within one network type, as it grows with the feature dimension.", ""]
     lines += nmi_lines(report["nmi"]) + open_set_lines(report["main_table"])
     lines += ["## t-SNE of the test samples", ""]
     lines += [f"![t-SNE {name}]({path})" for name, path in report["tsne"].items()]

@@ -10,10 +10,22 @@ from manifpt_core.store.arrays import (
     write_behind,
     write_record,
 )
-from manifpt_core.store.atomic import atomic_path
-from manifpt_core.store.hashing import ArrayHasher, array_bytes_hash, canonical_json, combine_hashes, fingerprint
+from manifpt_core.store.atomic import atomic_path, remove_paths
+from manifpt_core.store.hashing import (
+    ArrayHasher,
+    array_bytes_hash,
+    canonical_json,
+    combine_hashes,
+    fingerprint,
+)
 from manifpt_core.store.layout import Store, check_name, default_home
-from manifpt_core.store.manifest import assign_splits, build_table, manifest_record, read_manifest, write_manifest
+from manifpt_core.store.manifest import (
+    assign_splits,
+    build_table,
+    manifest_record,
+    read_manifest,
+    write_manifest,
+)
 
 __all__ = [
     "ArrayHasher",
@@ -22,6 +34,7 @@ __all__ = [
     "array_bytes_hash",
     "assign_splits",
     "atomic_path",
+    "remove_paths",
     "build_table",
     "canonical_json",
     "check_name",

@@ -55,3 +55,22 @@ def atomic_path(final: Path) -> Iterator[Path]:
             tmp.unlink()
         raise
     replace_path(tmp, final)
+
+
+def remove_paths(paths: list[Path]) -> list[Path]:
+    """Delete files and directories; each is first renamed aside, so none is ever seen half deleted.
+
+    Returns the paths that existed (and are now gone).
+    """
+    removed = []
+    for path in map(Path, paths):
+        if not path.exists():
+            continue
+        aside = temp_sibling(path, "removed")
+        os.replace(path, aside)
+        if aside.is_dir():
+            shutil.rmtree(aside)
+        else:
+            aside.unlink()
+        removed.append(path)
+    return removed

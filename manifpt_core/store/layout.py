@@ -71,6 +71,15 @@ class Store:
     def attributor(self, space: str) -> Path:
         return self.base / "attributors" / check_name("space", space)
 
+    def model_paths(self, model: str, spaces: tuple[str, ...]) -> list[Path]:
+        """Everything the store holds for one generative model (its generator, images, manifest, and its
+        embeddings and artifacts in ``spaces``), whether or not each exists."""
+        return [self.generator(model), self.images(model), self.source_manifest(model),
+                *(self.embeddings(space, model) for space in spaces), *(self.artifacts(space, model) for space in spaces)]
+
+    def baseline(self, name: str) -> Path:
+        return self.base / "baselines" / check_name("baseline", name)
+
     @property
     def reports(self) -> Path:
         return self.base / "reports"

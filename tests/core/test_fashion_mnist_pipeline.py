@@ -8,7 +8,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from manifpt_core import steps
-from manifpt_core.config import load_settings, settings_from_dict, PROFILES
+from manifpt_core.config import PROFILES, load_settings, settings_from_dict
 from manifpt_core.store import Store, open_array
 
 

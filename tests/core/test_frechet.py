@@ -3,7 +3,12 @@
 import numpy as np
 import pytest
 
-from manifpt_core.metrics import features_to_statistics, fit_pca, frechet_distance, pixel_pca_frechet
+from manifpt_core.metrics import (
+    features_to_statistics,
+    fit_pca,
+    frechet_distance,
+    pixel_pca_frechet,
+)
 
 
 def test_diagonal_gaussians_have_the_closed_form():

@@ -3,7 +3,12 @@
 import numpy as np
 import pytest
 
-from manifpt_core.metrics.separability import fd_ratio, mean_std, nmi_per_factor, open_set_auroc
+from manifpt_core.metrics.separability import (
+    fd_ratio,
+    mean_std,
+    nmi_per_factor,
+    open_set_auroc,
+)
 
 
 def _gaussians(shift: float, n: int = 400, dim: int = 4, classes: int = 3, seed: int = 0):

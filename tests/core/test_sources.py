@@ -287,6 +287,8 @@ def test_folder_content_hash(tmp_path):
     assert second != first
     stat = (tmp_path / "a.png").stat()
     os.utime(tmp_path / "a.png", ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    assert folder_content_hash(tmp_path) == second  # a touch is not a change of content
+    save(tmp_path / "a.png", np.full((4, 4), 7, np.uint8))
     assert folder_content_hash(tmp_path) != second
 
 

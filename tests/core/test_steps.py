@@ -26,6 +26,7 @@ def folder_settings(root, **overrides):
         "attributor": {"epochs": 8, "patience": 8, "batch_size": 16, "widths": [8, 16], "mlp_hidden": [32]},
         "encoders": {"sl": {"steps": 10, "batch_size": 32}, "ssl": {"steps": 10, "batch_size": 32}},
         "artifacts": {"kinds": ["nearest", "knn"], "knn_k": 4},
+        "baselines": {"nataraj_levels": 16},
         "chunk_rows": 16,
         "block_rows": 32,
         "device": "cpu",
@@ -123,9 +124,13 @@ def test_report_has_every_entry(built):
     _, settings, store, _ = built
     report = json.loads((store.reports / "report.json").read_text())
     methods = [row["method"] for row in report["main_table"]]
-    assert [row["key"] for row in report["main_table"]] == [*settings.methods, "raw"]
+    baselines = ["mccloskey", "nataraj", "durall-lr", "durall-svm", "dzanic", "raw-blurjpeg"]
+    assert [row["key"] for row in report["main_table"]] == [*settings.methods, "raw", *baselines]
     assert methods[:2] == ["artifacts (rgb, nearest)", "artifacts (rgb, k-NN projection, k=4)"]
-    assert {row["network"] for row in report["main_table"]} == {"resnet", "mlp"}
+    assert {row["network"] for row in report["main_table"]} == {"resnet", "mlp", "linear-svm", "logistic", "knn", "cnn"}
+    # every row is tested on the same samples: the same per-class totals in every confusion matrix
+    totals = {tuple(np.asarray(row["confusion"]).sum(axis=1)) for row in report["main_table"]}
+    assert len(totals) == 1
     assert [sp["space"] for sp in report["spaces"]] == ["rgb", "freq", "sl", "ssl"]
     assert report["classes"] == ["real", "alpha", "beta"]
     for row in report["main_table"]:
@@ -134,13 +139,17 @@ def test_report_has_every_entry(built):
         assert (store.reports / row["figure"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     for row in report["main_table"]:
         assert row["fdr_mean"] > 0 and set(row["per_class_accuracy"]) == set(report["classes"])
-        assert row["open_set"]["held_out"] == "beta" and 0.0 <= row["open_set"]["auroc"] <= 1.0
         assert (store.reports / row["per_class_figure"]).is_file()
+        if row["kind"] == "baseline":
+            assert row["open_set"] is None and len(row["per_seed"]) == len(settings.seeds)
+        else:
+            assert row["open_set"]["held_out"] == "beta" and 0.0 <= row["open_set"]["auroc"] <= 1.0
     assert report["nmi"] is None  # folder models have no design factors
     assert set(report["tsne"]) == {"pixels", *settings.methods, "raw"}
     assert all((store.reports / path).read_bytes()[:4] == b"\x89PNG" for path in report["tsne"].values())
     md = (store.reports / "report.md").read_text()
     assert "artifacts (rgb, nearest)" in md and "raw-image control" in md and "figures/confusion_ssl-knn.png" in md
+    assert "Dzanic et al.: spectral decay (knn)" in md and "figures/confusion_raw-blurjpeg.png" in md
     # the planted checkerboard/stripes make the artifacts attributable far above chance (1/3)
     assert report["main_table"][0]["accuracy_mean"] > 0.6
 

@@ -7,8 +7,6 @@ import pytest
 import torch
 
 from manifpt_core.errors import InputError
-from manifpt_core.zoo import registry
-from manifpt_core.zoo.vae import VAE
 from manifpt_core.zoo import (
     DESIGN_FACTORS,
     ModelCard,
@@ -16,8 +14,10 @@ from manifpt_core.zoo import (
     families,
     get_family,
     load_checkpoint,
+    registry,
     save_checkpoint,
 )
+from manifpt_core.zoo.vae import VAE
 
 FAST = TrainSettings(steps=3, batch_size=16, lr=1e-3, latent_dim=8, width=8)
 SHAPE = (1, 28, 28)

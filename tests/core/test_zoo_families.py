@@ -14,7 +14,14 @@ import torch
 from torch import nn
 
 from manifpt_core.errors import InputError
-from manifpt_core.zoo import ModelCard, TrainSettings, ddpm, get_family, realnvp, wgan_gp
+from manifpt_core.zoo import (
+    ModelCard,
+    TrainSettings,
+    ddpm,
+    get_family,
+    realnvp,
+    wgan_gp,
+)
 from manifpt_core.zoo.dcgan import DCGAN
 
 FAST = TrainSettings(steps=3, batch_size=16, lr=1e-3, latent_dim=8, width=8)

@@ -7,9 +7,10 @@ from pipelines.definitions import build_definitions, defs
 from pipelines.resources import ManifptResource
 
 STEP_GROUPS = {"ingestion", "embedding", "index", "artifacts", "attribution"}
-ASSETS = {"real_images", "generator", "generated_images", "embedding_space", "real_embeddings", "generated_embeddings",
+SOURCES = {"real_source", "model_source", "model_set"}
+ASSETS = SOURCES | {"real_images", "generator", "generated_images", "embedding_space", "real_embeddings", "generated_embeddings",
           "reference_index", "real_artifacts", "generated_artifacts", "attributor", "raw_control",
-          "attribution_report"}
+          "baseline", "attribution_report"}
 DATASETS = ("fmnist_clothing", "fmnist_footwear_bags")
 CROSS = "cross_dataset/generalization"
 
@@ -37,6 +38,15 @@ def test_cross_dataset_runs_after_every_dataset_report(demo_defs):
     assert demo_defs.resolve_job_def("cross_dataset").name == "cross_dataset"
 
 
+def test_no_baselines_means_no_baseline_asset_or_job(tmp_path):
+    config = tmp_path / "none.toml"
+    config.write_text('dataset = "only"\n[baselines]\nmethods = []\n')
+    built = build_definitions(ManifptResource(profile="demo", config_file=str(config)))
+    assert "baseline" not in {k.path[-1] for k in built.resolve_asset_graph().get_all_asset_keys()}
+    with pytest.raises(dg.DagsterInvariantViolationError):
+        built.resolve_job_def("only__baselines")
+
+
 def test_one_dataset_has_no_cross_dataset_asset(tmp_path):
     config = tmp_path / "one.toml"
     config.write_text('dataset = "only"\n')
@@ -46,7 +56,7 @@ def test_one_dataset_has_no_cross_dataset_asset(tmp_path):
 
 def test_every_asset_has_code_version_and_description(demo_defs):
     for spec in demo_defs.resolve_all_asset_specs():
-        assert spec.code_version, spec.key
+        assert spec.code_version or spec.key.path[-1] in SOURCES, spec.key
         assert spec.description and len(spec.description) > 20, spec.key
 
 
@@ -61,6 +71,8 @@ def test_partitioning_per_model_and_space(demo_defs):
     assert isinstance(pdef("generated_artifacts"), dg.MultiPartitionsDefinition)
     assert pdef("reference_index").get_partition_keys() == ["rgb", "freq", "sl", "ssl"]
     assert pdef("real_images") is None and pdef("attribution_report") is None
+    assert pdef("baseline").get_partition_keys() == ["mccloskey", "nataraj", "durall-lr", "durall-svm", "dzanic",
+                                                     "raw-blurjpeg"]
     other = graph.get(dg.AssetKey(["fmnist_footwear_bags", "generator"])).partitions_def
     assert other.name == "models_fmnist_footwear_bags"
 
@@ -69,11 +81,48 @@ def test_gpu_steps_are_in_the_gpu_pool(demo_defs):
     graph = demo_defs.resolve_asset_graph()
     gpu = {k.path[-1] for k in graph.get_all_asset_keys() if graph.get(k).pools == {"gpu"}}
     assert gpu == {"generator", "generated_images", "embedding_space", "real_embeddings", "generated_embeddings",
-                   "real_artifacts", "generated_artifacts", "attributor", "raw_control", "generalization"}
+                   "real_artifacts", "generated_artifacts", "attributor", "raw_control", "baseline", "generalization"}
 
 
 def test_jobs_and_sensor_resolve(demo_defs):
     for dataset in DATASETS:
-        for job in ("real_ingestion", "model_ingestion", "reference", "model_space", "attribution", "report"):
+        for job in ("real_ingestion", "model_ingestion", "reference", "model_space", "attribution", "baselines",
+                    "control", "report", "observe_real", "observe_models"):
             assert demo_defs.resolve_job_def(f"{dataset}__{job}").name == f"{dataset}__{job}"
     assert demo_defs.resolve_sensor_def("model_discovery_sensor")
+
+
+def test_automation_is_on_by_default_and_never_eager(demo_defs):
+    sensors = {s.name: s for s in demo_defs.sensors}
+    assert {"model_discovery_sensor", "automation", "automation_gpu"} <= set(sensors)
+    for name in ("model_discovery_sensor", "automation", "automation_gpu"):
+        assert sensors[name].default_status == dg.DefaultSensorStatus.RUNNING
+    assert all(s.default_status == dg.DefaultScheduleStatus.STOPPED for s in demo_defs.schedules)
+    assert {s.name for s in demo_defs.schedules} == {f"{d}__model_discovery_schedule" for d in DATASETS}
+    graph = demo_defs.resolve_asset_graph()
+    labels = {}
+    for key in graph.get_all_asset_keys():
+        condition = graph.get(key).automation_condition
+        assert condition is not None, key
+        labels[key.path[-1]] = condition.get_label()
+    assert labels["attribution_report"] == labels["generalization"] == "on_change_after_upstream"
+    assert {labels[s] for s in SOURCES} == {"observe (0 * * * *)"}
+    assert {v for k, v in labels.items() if k not in SOURCES | {"attribution_report", "generalization"}} == {"on_change"}
+    gpu_targets = sensors["automation_gpu"].asset_selection.resolve(graph)
+    assert {k.path[-1] for k in gpu_targets} == {
+        "generator", "generated_images", "embedding_space", "real_embeddings", "generated_embeddings",
+        "real_artifacts", "generated_artifacts", "attributor", "raw_control", "baseline", "generalization"}
+    assert not gpu_targets & sensors["automation"].asset_selection.resolve(graph)  # nothing requested twice
+
+
+def test_gpu_jobs_are_tagged_for_the_queue_limit(demo_defs):
+    import yaml
+    from pathlib import Path
+
+    tagged = {j.name.split("__")[-1] for j in demo_defs.jobs if j.tags.get("manifpt/gpu") == "true"}
+    assert tagged == {"model_ingestion", "reference", "model_space", "attribution", "baselines", "control",
+                      "cross_dataset"}
+    instance = yaml.safe_load((Path(__file__).parents[2] / "dagster.yaml").read_text())
+    limits = instance["concurrency"]["runs"]["tag_concurrency_limits"]
+    assert {"key": "manifpt/gpu", "value": "true", "limit": 1} in limits
+    assert instance["concurrency"]["pools"]["default_limit"] == 1

@@ -6,15 +6,13 @@ import dagster as dg
 import pytest
 
 from pipelines.cli import main
-from pipelines.definitions import build_definitions
-from pipelines.resources import ManifptResource
-from pipelines.sensors import model_discovery_sensor
 from tests.conftest import make_benchmark
 
 ALL_ASSETS = {
     f"bench/{name}" for name in (
         "real_images", "generator", "generated_images", "embedding_space", "real_embeddings", "generated_embeddings",
-        "reference_index", "real_artifacts", "generated_artifacts", "attributor", "raw_control", "attribution_report",
+        "reference_index", "real_artifacts", "generated_artifacts", "attributor", "raw_control", "baseline",
+        "attribution_report",
     )
 }
 
@@ -68,8 +66,9 @@ def test_main_run_materializes_everything_then_reuses(tmp_path, monkeypatch, cap
     instance = dg.DagsterInstance.from_config(str(home / "dagster"))
     first = materializations(instance)
     assert {name for name, _ in first} == ALL_ASSETS
-    # 1 real + 2x2 per model + 4x4 per space + 2x2x4 per model and space + 4 attributors + control + report
-    assert len(first) == 1 + 4 + 16 + 16 + 4 + 2
+    # 1 real + 2x2 per model + 4x4 per space + 2x2x4 per model and space + 4 attributors + 6 baselines
+    # + control + report
+    assert len(first) == 1 + 4 + 16 + 16 + 4 + 6 + 2
     assert not any(m.metadata["reused"].value for _, m in first)
     assert all(m.tags.get("dagster/data_version") for _, m in first)
 
@@ -79,18 +78,3 @@ def test_main_run_materializes_everything_then_reuses(tmp_path, monkeypatch, cap
     reused = [m.metadata["reused"].value for _, m in all_events]
     assert sum(reused) == len(first)  # every second-run materialization reused the store
     instance.dispose()
-
-
-def test_discovery_sensor_registers_new_models(tmp_path):
-    config = write_config(tmp_path)
-    resource = ManifptResource(home=str(tmp_path / "home"), profile="tiny", config_file=str(config))
-    with dg.instance_for_test() as instance:
-        defs = build_definitions(resource)
-        sensor = defs.resolve_sensor_def("model_discovery_sensor")
-        ctx = dg.build_sensor_context(instance=instance, resources={"manifpt": resource})
-        result = sensor(ctx)
-        (request,) = result.dynamic_partitions_requests
-        assert request.partitions_def_name == "models_bench"
-        assert sorted(request.partition_keys) == ["alpha", "beta"]
-        instance.add_dynamic_partitions("models_bench", list(request.partition_keys))
-        assert model_discovery_sensor(ctx).skip_reason

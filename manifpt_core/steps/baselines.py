@@ -1,0 +1,113 @@
+"""Step 5a, baselines: the fingerprints of the paper's Table 2, on the attributors' splits and seeds.
+
+Each baseline reads the same raw images as the raw-image control (real class
+samples and every model's), computes its features and trains its classifier on
+the train split; the test split is the one every attributor is tested on.
+Outputs mirror an attributor's: ``baselines/<name>/metrics.json`` plus figures.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from manifpt_core.attribution import (
+    accuracy,
+    confusion_matrix,
+    fit_attributor,
+    predict,
+    resolve_device,
+    save_attributor,
+)
+from manifpt_core.baselines import (
+    CLASSICAL,
+    augmentation_of,
+    features_of,
+    fit_classical,
+    standardized,
+)
+from manifpt_core.config import Settings
+from manifpt_core.errors import StoreError
+from manifpt_core.metrics.separability import fd_ratio
+from manifpt_core.steps.attribute import RAW, classes_for, gather_inputs, seed_summary
+from manifpt_core.steps.cache import Outcome, require_record, run_cached
+from manifpt_core.store import Store, combine_hashes
+from manifpt_core.store.hashing import file_hash
+
+logger = logging.getLogger(__name__)
+
+BASELINE_VERSION = "1"
+
+
+def _features(name: str, x: np.ndarray, settings: Settings) -> np.ndarray:
+    # The control's inputs are u / 255 in float32, so this recovers the stored uint8 pixels exactly.
+    pixels = np.rint(x * np.float32(255.0)).astype(np.uint8)
+    return features_of(name, pixels, settings.baselines)
+
+
+def run_baseline(store: Store, settings: Settings, name: str, models: list[str]) -> Outcome:
+    """Features, classifier per seed, and test metrics of one baseline (``settings.baselines.methods``)."""
+    classes = classes_for(models)
+    inputs = {source: require_record(store.images(source), f"images of {source!r}")["content_hash"]
+              for source in classes}
+    config = settings.baselines
+    classifier, params = config.classifier(name), config.params(name)
+
+    def compute(tmp: Path, fp: str) -> tuple[str, dict[str, Any]]:
+        data = gather_inputs(store, RAW, classes)
+        (x_tr, y_tr), (x_va, y_va), (x_te, y_te) = ((_features(name, x, settings), y) for x, y in
+                                                    (data[s] for s in ("train", "val", "test")))
+        tmp.mkdir(parents=True)
+        per_seed, matrices, hashes = [], [], {}
+        device = resolve_device(settings.device)
+        for seed in settings.seeds:
+            if classifier in CLASSICAL:
+                model = fit_classical(classifier, x_tr.reshape(len(x_tr), -1), y_tr, seed,
+                                      c=params.get("c", 1.0), k=params.get("k", 5))
+                y_pred = model.predict(x_te.reshape(len(x_te), -1))
+                features = standardized(model, x_te.reshape(len(x_te), -1))
+                extra = {}
+            else:
+                result = fit_attributor(x_tr, y_tr, x_va, y_va, len(classes), settings.attributor, seed=seed,
+                                        device=device, augment=augmentation_of(name, config))
+                y_pred, features = predict(result, x_te, device=device, return_features=True)
+                save_attributor(result, tmp / f"seed{seed}.pt")
+                hashes[str(seed)] = file_hash(tmp / f"seed{seed}.pt")
+                extra = {"best_epoch": result.best_epoch, "best_val_accuracy": result.best_val_accuracy,
+                         "history": result.history}
+            acc = accuracy(y_te, y_pred)
+            matrices.append(confusion_matrix(y_te, y_pred, len(classes)))
+            per_seed.append({"seed": seed, "test_accuracy": acc, "fdr": fd_ratio(features, y_te, seed)["fdr"], **extra})
+            logger.info("baseline %s seed %d: test accuracy %.4f", name, seed, acc)
+        summary = {
+            "method": name,
+            "label": config.label(name),
+            "network": classifier,
+            "parameters": params,
+            "feature_shape": list(x_tr.shape[1:]),
+            "classes": classes,
+            "n_train": len(y_tr), "n_val": len(y_va), "n_test": len(y_te),
+            **seed_summary(tmp, name, classes, per_seed, matrices),
+            "open_set": None,
+        }
+        (tmp / "metrics.json").write_text(json.dumps(summary, indent=2))
+        hashes["metrics"] = combine_hashes({"per_seed": json.dumps(per_seed, sort_keys=True)})
+        return combine_hashes(hashes), summary
+
+    step_settings = {"parameters": params, "seeds": list(settings.seeds), "classes": classes}
+    if classifier == "cnn":
+        step_settings["fit"] = asdict(settings.attributor)
+    return run_cached(store.baseline(name), "baseline", BASELINE_VERSION, inputs, step_settings, compute)
+
+
+def baseline_metrics(store: Store, name: str) -> dict[str, Any]:
+    """The stored metrics of a baseline (StoreError if it never ran)."""
+    path = store.baseline(name) / "metrics.json"
+    if not path.is_file():
+        raise StoreError(f"no baseline metrics at {path}: materialize the baseline {name!r} first")
+    return json.loads(path.read_text())

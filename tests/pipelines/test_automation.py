@@ -1,0 +1,268 @@
+"""Recompute only what changed, read from Dagster's event log.
+
+One instance and store for the module, driven the way a deployment is: the
+discovery sensor registers the models, then automation ticks request runs,
+which the test executes, until nothing more is requested. The tests then run
+in order: (a) nothing changed → nothing requested; (b) a new model folder →
+exactly its work plus the attributors, baselines and report; (d) a forced
+rerun reuses every stored output; (c) an edited real image changes the real
+data version and marks what depends on it stale.
+"""
+
+from collections import Counter
+
+import dagster as dg
+import numpy as np
+import pytest
+from dagster._core.definitions.data_version import (
+    CachingStaleStatusResolver,
+    StaleStatus,
+    extract_data_version_from_entry,
+)
+from dagster._core.loader import LoadingContextForTest
+
+from pipelines.automation import ON_CHANGE
+from pipelines.definitions import build_definitions
+from pipelines.jobs import build_jobs
+from pipelines.partitions import DatasetSpec
+from pipelines.resources import ManifptResource
+from tests.conftest import write_pngs
+from tests.pipelines.test_main_run import write_config
+
+DS = "bench"
+SPACES = ("rgb", "freq", "sl", "ssl")
+BASELINES = ("mccloskey", "nataraj", "durall-lr", "durall-svm", "dzanic", "raw-blurjpeg")
+OBSERVERS = {"real_source": "observe_real", "model_set": "observe_real", "model_source": "observe_models"}
+
+
+class Deployment:
+    """The definitions, instance and automation cursor of one home, and what ran in it."""
+
+    def __init__(self, tmp_path, instance):
+        self.config = write_config(tmp_path)
+        self.root = tmp_path / "bench"
+        self.resource = ManifptResource(home=str(tmp_path / "home"), profile="tiny", config_file=str(self.config),
+                                        device="cpu")
+        self.defs = build_definitions(self.resource)
+        self.graph = self.defs.resolve_asset_graph()
+        self.instance = instance
+        self.cursor = None
+        self.runs_requested = 0
+
+    def sensor(self) -> dg.SensorResult:
+        """One tick of the discovery sensor, applied as the daemon applies it (partitions, observations, runs)."""
+        context = dg.build_sensor_context(instance=self.instance, resources={"manifpt": self.resource})
+        result = self.defs.resolve_sensor_def("model_discovery_sensor")(context)
+        for request in result.dynamic_partitions_requests or []:
+            if isinstance(request, dg.AddDynamicPartitionsRequest):
+                self.instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
+            else:
+                for key in request.partition_keys:
+                    self.instance.delete_dynamic_partition(request.partitions_def_name, key)
+        for event in result.asset_events or []:
+            self.instance.report_runless_asset_event(event)
+        for run in result.run_requests or []:
+            self.execute_job(run.job_name, run.partition_key)
+        return result
+
+    def execute_job(self, name: str, partition_key=None) -> dg.ExecuteInProcessResult:
+        return self.defs.resolve_job_def(name).execute_in_process(instance=self.instance, partition_key=partition_key)
+
+    def tick(self) -> dict[dg.AssetKey, set]:
+        """One evaluation of every automation condition: the asset partitions it requests."""
+        result = dg.evaluate_automation_conditions(defs=self.defs, instance=self.instance, cursor=self.cursor)
+        self.cursor = result.cursor
+        requested = {r.key: set(result.get_requested_partitions(r.key)) for r in result.results
+                     if result.get_num_requested(r.key)}
+        assert result.total_requested == sum(len(p) for p in requested.values())
+        return requested
+
+    def execute(self, requested: dict[dg.AssetKey, set]) -> None:
+        """Run what a tick requested: observations through their jobs, materializations one run per
+        partitions definition and key (as the automation sensor groups them)."""
+        groups: dict[tuple, list[dg.AssetKey]] = {}
+        for key, partitions in requested.items():
+            name = key.path[-1]
+            for partition in partitions:
+                if name in OBSERVERS:
+                    self.execute_job(f"{DS}__{OBSERVERS[name]}", partition)
+                else:
+                    groups.setdefault((id(self.graph.get(key).partitions_def), partition), []).append(key)
+        for (_, partition), keys in groups.items():
+            self.runs_requested += 1
+            dg.materialize(self.defs.assets, selection=keys, partition_key=partition, instance=self.instance,
+                           resources={"manifpt": self.resource})
+
+    def settle(self, max_ticks: int = 40) -> None:
+        """Tick and execute until a tick requests nothing, twice in a row."""
+        quiet = 0
+        for _ in range(max_ticks):
+            requested = self.tick()
+            quiet = 0 if requested else quiet + 1
+            if quiet == 2:
+                return
+            self.execute(requested)
+        raise AssertionError(f"the automation still requested runs after {max_ticks} ticks")
+
+    def materializations(self) -> Counter:
+        """(asset, partition) -> how many materializations the event log holds."""
+        counts = Counter()
+        for key in self.graph.materializable_asset_keys:
+            for record in self.instance.fetch_materializations(key, limit=10000).records:
+                counts[(key.to_user_string(), record.partition_key)] += 1
+        return counts
+
+    def data_version(self, name: str) -> dg.DataVersion | None:
+        record = self.instance.get_latest_data_version_record(dg.AssetKey([DS, name]))
+        return extract_data_version_from_entry(record.event_log_entry) if record else None
+
+    def stale_status(self, name: str, partition=None) -> StaleStatus:
+        resolver = CachingStaleStatusResolver(self.instance, self.graph, LoadingContextForTest(self.instance))
+        return resolver.get_status(dg.AssetKey([DS, name]), partition)
+
+
+@pytest.fixture(scope="module")
+def deployment(tmp_path_factory):
+    with dg.instance_for_test() as instance:
+        deployment = Deployment(tmp_path_factory.mktemp("automation"), instance)
+        assert deployment.tick() == {}  # the first evaluation only sets the automation's baseline
+        found = deployment.sensor()
+        (added,) = found.dynamic_partitions_requests
+        assert sorted(added.partition_keys) == ["alpha", "beta"]
+        deployment.settle()
+        yield deployment
+
+
+def _expected_for(models: list[str]) -> set[tuple[str, str | None]]:
+    """Every asset partition of a full materialization with ``models``."""
+    one = [(f"{DS}/{a}", None) for a in ("real_images", "raw_control", "attribution_report")]
+    per_model = [(f"{DS}/{a}", m) for a in ("generator", "generated_images") for m in models]
+    per_space = [(f"{DS}/{a}", s) for a in ("embedding_space", "real_embeddings", "reference_index", "real_artifacts",
+                                           "attributor") for s in SPACES]
+    per_pair = [(f"{DS}/{a}", f"{m}|{s}") for a in ("generated_embeddings", "generated_artifacts")
+                for m in models for s in SPACES]
+    return {*one, *per_model, *per_space, *per_pair, *((f"{DS}/baseline", b) for b in BASELINES)}
+
+
+@pytest.mark.slow
+def test_automation_materializes_everything_once_from_nothing(deployment):
+    counts = deployment.materializations()
+    assert set(counts) == _expected_for(["alpha", "beta"])
+    assert set(counts.values()) == {1}, {k: v for k, v in counts.items() if v != 1}  # no change handled twice
+    assert (deployment.root.parent / "home" / "store" / DS / "reports" / "report.md").is_file()
+
+
+@pytest.mark.slow
+def test_a_nothing_changed_requests_nothing(deployment):
+    before = deployment.materializations()
+    for _ in range(3):
+        assert deployment.tick() == {}
+    assert deployment.sensor().skip_reason
+    assert deployment.materializations() == before
+
+
+@pytest.mark.slow
+def test_b_a_new_model_folder_costs_only_its_own_work(deployment):
+    rng = np.random.default_rng(7)
+    yy, xx = np.mgrid[0:12, 0:12]
+    diagonal = 60.0 * ((yy - xx) % 4 == 0)
+    write_pngs(deployment.root / "gamma", np.clip(rng.uniform(0, 200, (60, 12, 12)) + diagonal, 0, 255)
+               .astype(np.uint8)[:, None])
+    before = deployment.materializations()
+
+    found = deployment.sensor()
+    (added,) = found.dynamic_partitions_requests
+    assert list(added.partition_keys) == ["gamma"]  # exactly one partition
+    assert [r.partition_key for r in found.run_requests] == ["gamma"]  # a run observing its folder
+    deployment.settle()
+
+    new = deployment.materializations() - before
+    expected = {(f"{DS}/generator", "gamma"), (f"{DS}/generated_images", "gamma"),
+                *((f"{DS}/{a}", f"gamma|{s}") for a in ("generated_embeddings", "generated_artifacts") for s in SPACES),
+                *((f"{DS}/attributor", s) for s in SPACES), (f"{DS}/raw_control", None),
+                *((f"{DS}/baseline", b) for b in BASELINES), (f"{DS}/attribution_report", None)}
+    assert set(new) == expected
+    assert set(new.values()) == {1}
+    # nothing of the real images, the spaces, the indexes or the other models ran again
+    assert not any(asset.endswith(("real_images", "real_embeddings", "reference_index", "embedding_space",
+                                   "real_artifacts")) or (part or "").split("|")[0] in ("alpha", "beta")
+                   for asset, part in new)
+    report = deployment.root.parent / "home" / "store" / DS / "reports" / "report.json"
+    assert '"gamma"' in report.read_text()
+
+
+@pytest.mark.slow
+def test_d_a_forced_rerun_reuses_every_stored_output(deployment):
+    models = sorted(deployment.instance.get_dynamic_partitions(f"models_{DS}"))
+    keys = {"none": [None], "model": models, "space": list(SPACES), "baseline": list(BASELINES),
+            "model_space": [dg.MultiPartitionKey({"model": m, "space": s}) for m in models for s in SPACES]}
+    ds = DatasetSpec(DS, SPACES, BASELINES)
+    reused = []
+    for job, partitioning in build_jobs(ds):
+        for key in keys[partitioning]:
+            result = deployment.execute_job(job.name, key)
+            reused += [e.materialization.metadata["reused"].value for e in result.get_asset_materialization_events()]
+    assert len(reused) == len(_expected_for(models)) and all(reused)
+    # the reruns kept every data version, so the automation has nothing to do
+    assert deployment.tick() == {} and deployment.tick() == {}
+
+
+@pytest.mark.slow
+def test_c_editing_one_real_image_changes_the_real_version_and_marks_downstream_stale(deployment):
+    assert deployment.stale_status("real_images") == StaleStatus.FRESH
+    assert deployment.stale_status("real_embeddings", "rgb") == StaleStatus.FRESH
+    image = sorted((deployment.root / "real" / "small").iterdir())[0]
+    write_pngs(image.parent, np.full((1, 1, 12, 12), 255, np.uint8))  # rewrites 0000.png with other pixels
+    before = deployment.data_version("real_source")
+    deployment.execute_job(f"{DS}__observe_real")
+    after = deployment.data_version("real_source")
+    assert after != before and after is not None
+    assert deployment.stale_status("real_images") == StaleStatus.STALE
+    assert deployment.stale_status("real_embeddings", "rgb") == StaleStatus.FRESH  # until the real images change
+    # the automation requests the real images first, and only them
+    requested = deployment.tick()
+    assert requested == {dg.AssetKey([DS, "real_images"]): {None}}
+    deployment.execute(requested)
+    assert deployment.stale_status("real_images") == StaleStatus.FRESH
+    for name, partition in (("real_embeddings", "rgb"), ("embedding_space", "ssl"), ("raw_control", None)):
+        assert deployment.stale_status(name, partition) == StaleStatus.STALE, name
+    # then what reads the real images directly, every partition; the report waits for them
+    requested = deployment.tick()
+    children = deployment.graph.get(dg.AssetKey([DS, "real_images"])).child_keys
+    assert set(requested) == children
+    assert requested[dg.AssetKey([DS, "real_embeddings"])] == set(SPACES)
+    assert requested[dg.AssetKey([DS, "generator"])] == {"alpha", "beta", "gamma"}
+
+
+def test_on_change_ignores_a_rematerialization_that_keeps_the_data_version(tmp_path):
+    """Not eager(): an upstream run that reproduces its data version requests nothing downstream."""
+    version = {"a": "1"}
+
+    @dg.asset(code_version="1", automation_condition=ON_CHANGE)
+    def a() -> dg.MaterializeResult:
+        return dg.MaterializeResult(data_version=dg.DataVersion(version["a"]))
+
+    @dg.asset(code_version="1", deps=[a], automation_condition=ON_CHANGE)
+    def b() -> dg.MaterializeResult:
+        return dg.MaterializeResult(data_version=dg.DataVersion("b"))
+
+    defs = dg.Definitions(assets=[a, b])
+    with dg.instance_for_test() as instance:
+        def tick(cursor):
+            result = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=cursor)
+            return result.total_requested, result.cursor
+
+        _, cursor = tick(None)
+        dg.materialize([a, b], instance=instance)
+        n, cursor = tick(cursor)
+        assert n == 0
+        dg.materialize([a, b], instance=instance, selection=[a])  # same data version
+        n, cursor = tick(cursor)
+        assert n == 0
+        version["a"] = "2"
+        dg.materialize([a, b], instance=instance, selection=[a])
+        n, cursor = tick(cursor)
+        assert n == 1  # b, once
+        n, cursor = tick(cursor)
+        assert n == 0
+        assert dg.AutomationCondition.eager().get_label() != ON_CHANGE.get_label()
