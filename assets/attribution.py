@@ -108,9 +108,9 @@ def build(ds: DatasetSpec) -> list[dg.AssetsDefinition]:
         outcome = write_report(store, settings, registered_models(context, ds))
         report = json.loads((outcome.path / "report.json").read_text())
         table = dg.MetadataValue.md(
-            "| method | test accuracy | FDR | test samples |\n|---|---|---|---|\n"
-            + "\n".join(f"| {r['method']} | {_pct(r['accuracy_mean'], r['accuracy_std'])} | {r['fdr_mean']:.2f} | "
-                        f"{r['n_test']} |" for r in report["main_table"]))
+            "| method | network | test accuracy | FDR | test samples |\n|---|---|---|---|---|\n"
+            + "\n".join(f"| {r['method']} | {r['network']} | {_pct(r['accuracy_mean'], r['accuracy_std'])} | "
+                        f"{r['fdr_mean']:.2f} | {r['n_test']} |" for r in report["main_table"]))
         figures = {f"tsne_{name}": png_markdown(outcome.path / path, f"t-SNE {name}")
                    for name, path in report["tsne"].items() if name in ("pixels", "raw", settings.methods[0])}
         return to_result(context, outcome, main_table=table,

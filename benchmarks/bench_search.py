@@ -25,7 +25,13 @@ import faiss
 import numpy as np
 import torch
 
-from manifpt_core.search import Searcher, SearchSettings, build_flat_index, build_index, recall_at_1
+from manifpt_core.search import (
+    Searcher,
+    SearchSettings,
+    build_flat_index,
+    build_index,
+    recall_at_1,
+)
 from manifpt_core.search.engines import faiss_gpu_available
 
 # (name, d, n_ref, n_q): a learned space at scale, then the demo's pixel and low-dimensional sizes.

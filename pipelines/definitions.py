@@ -32,6 +32,8 @@ def build_definitions(resource: ManifptResource) -> dg.Definitions:
         assets += cross.build(specs)
         jobs.append(build_cross_dataset_job(cross.KEY))
     gpu_keys = [key for a in assets if a.is_executable and a.op.pool == "gpu" for key in a.keys]
+    # The report waits on the attributors: in the same sensor, it sees them about to be requested.
+    gpu_keys += [ds.key("attribution_report") for ds in specs]
     sensor, schedules = build_discovery([j for j in jobs if j.name.rsplit("__", 1)[-1] in DISCOVERY_JOBS], specs)
     return dg.Definitions(
         assets=assets,

@@ -73,8 +73,8 @@ class BaselineSettings:
         return {short: getattr(self, field) for short, field in PARAMETERS[name].items()}
 
     def label(self, name: str) -> str:
-        label, classifier = CATALOGUE[name]
-        return f"{label} ({classifier})"
+        """The report's name of a baseline (its classifier is in the network column)."""
+        return CATALOGUE[name][0]
 
     def classifier(self, name: str) -> str:
         return CATALOGUE[name][1]

@@ -21,7 +21,7 @@ from manifpt_core.steps.cache import Outcome, require_record, run_cached
 from manifpt_core.steps.generators import GRID
 from manifpt_core.store import Store, combine_hashes
 
-REPORT_VERSION = "5"
+REPORT_VERSION = "6"
 
 
 def _fmt(mean: float, std: float | None) -> str:
@@ -54,7 +54,8 @@ def write_report(store: Store, settings: Settings, models: list[str]) -> Outcome
             shutil.copyfile(folder / m["confusion_png"], figures / f"confusion_{row}.png")
             shutil.copyfile(folder / m["per_class_png"], figures / f"per_class_{row}.png")
             space, kind = (None, "baseline") if is_baseline else (None, None) if row == RAW else parse_method(row)
-            table.append({"method": m["label"] if is_baseline else _method_label(row, settings), "key": row,
+            label = settings.baselines.label(row) if is_baseline else _method_label(row, settings)
+            table.append({"method": label, "key": row,
                           "space": space, "kind": kind,
                           "network": m["network"],
                           "accuracy_mean": m["accuracy_mean"], "accuracy_std": m["accuracy_std"],

@@ -149,7 +149,7 @@ def test_report_has_every_entry(built):
     assert all((store.reports / path).read_bytes()[:4] == b"\x89PNG" for path in report["tsne"].values())
     md = (store.reports / "report.md").read_text()
     assert "artifacts (rgb, nearest)" in md and "raw-image control" in md and "figures/confusion_ssl-knn.png" in md
-    assert "Dzanic et al.: spectral decay (knn)" in md and "figures/confusion_raw-blurjpeg.png" in md
+    assert "| Dzanic et al.: spectral decay | knn |" in md and "figures/confusion_raw-blurjpeg.png" in md
     # the planted checkerboard/stripes make the artifacts attributable far above chance (1/3)
     assert report["main_table"][0]["accuracy_mean"] > 0.6
 

@@ -9,8 +9,6 @@ rerun reuses every stored output; (c) an edited real image changes the real
 data version and marks what depends on it stale.
 """
 
-from collections import Counter
-
 import dagster as dg
 import numpy as np
 import pytest
@@ -22,7 +20,7 @@ from dagster._core.definitions.data_version import (
 from dagster._core.loader import LoadingContextForTest
 
 from pipelines.automation import ON_CHANGE
-from pipelines.definitions import build_definitions
+from pipelines.driver import AutomationDriver
 from pipelines.jobs import build_jobs
 from pipelines.partitions import DatasetSpec
 from pipelines.resources import ManifptResource
@@ -32,85 +30,16 @@ from tests.pipelines.test_main_run import write_config
 DS = "bench"
 SPACES = ("rgb", "freq", "sl", "ssl")
 BASELINES = ("mccloskey", "nataraj", "durall-lr", "durall-svm", "dzanic", "raw-blurjpeg")
-OBSERVERS = {"real_source": "observe_real", "model_set": "observe_real", "model_source": "observe_models"}
 
 
-class Deployment:
-    """The definitions, instance and automation cursor of one home, and what ran in it."""
+class Deployment(AutomationDriver):
+    """The driver over the module's home, with the benchmark folder it reads."""
 
     def __init__(self, tmp_path, instance):
         self.config = write_config(tmp_path)
         self.root = tmp_path / "bench"
-        self.resource = ManifptResource(home=str(tmp_path / "home"), profile="tiny", config_file=str(self.config),
-                                        device="cpu")
-        self.defs = build_definitions(self.resource)
-        self.graph = self.defs.resolve_asset_graph()
-        self.instance = instance
-        self.cursor = None
-        self.runs_requested = 0
-
-    def sensor(self) -> dg.SensorResult:
-        """One tick of the discovery sensor, applied as the daemon applies it (partitions, observations, runs)."""
-        context = dg.build_sensor_context(instance=self.instance, resources={"manifpt": self.resource})
-        result = self.defs.resolve_sensor_def("model_discovery_sensor")(context)
-        for request in result.dynamic_partitions_requests or []:
-            if isinstance(request, dg.AddDynamicPartitionsRequest):
-                self.instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
-            else:
-                for key in request.partition_keys:
-                    self.instance.delete_dynamic_partition(request.partitions_def_name, key)
-        for event in result.asset_events or []:
-            self.instance.report_runless_asset_event(event)
-        for run in result.run_requests or []:
-            self.execute_job(run.job_name, run.partition_key)
-        return result
-
-    def execute_job(self, name: str, partition_key=None) -> dg.ExecuteInProcessResult:
-        return self.defs.resolve_job_def(name).execute_in_process(instance=self.instance, partition_key=partition_key)
-
-    def tick(self) -> dict[dg.AssetKey, set]:
-        """One evaluation of every automation condition: the asset partitions it requests."""
-        result = dg.evaluate_automation_conditions(defs=self.defs, instance=self.instance, cursor=self.cursor)
-        self.cursor = result.cursor
-        requested = {r.key: set(result.get_requested_partitions(r.key)) for r in result.results
-                     if result.get_num_requested(r.key)}
-        assert result.total_requested == sum(len(p) for p in requested.values())
-        return requested
-
-    def execute(self, requested: dict[dg.AssetKey, set]) -> None:
-        """Run what a tick requested: observations through their jobs, materializations one run per
-        partitions definition and key (as the automation sensor groups them)."""
-        groups: dict[tuple, list[dg.AssetKey]] = {}
-        for key, partitions in requested.items():
-            name = key.path[-1]
-            for partition in partitions:
-                if name in OBSERVERS:
-                    self.execute_job(f"{DS}__{OBSERVERS[name]}", partition)
-                else:
-                    groups.setdefault((id(self.graph.get(key).partitions_def), partition), []).append(key)
-        for (_, partition), keys in groups.items():
-            self.runs_requested += 1
-            dg.materialize(self.defs.assets, selection=keys, partition_key=partition, instance=self.instance,
-                           resources={"manifpt": self.resource})
-
-    def settle(self, max_ticks: int = 40) -> None:
-        """Tick and execute until a tick requests nothing, twice in a row."""
-        quiet = 0
-        for _ in range(max_ticks):
-            requested = self.tick()
-            quiet = 0 if requested else quiet + 1
-            if quiet == 2:
-                return
-            self.execute(requested)
-        raise AssertionError(f"the automation still requested runs after {max_ticks} ticks")
-
-    def materializations(self) -> Counter:
-        """(asset, partition) -> how many materializations the event log holds."""
-        counts = Counter()
-        for key in self.graph.materializable_asset_keys:
-            for record in self.instance.fetch_materializations(key, limit=10000).records:
-                counts[(key.to_user_string(), record.partition_key)] += 1
-        return counts
+        super().__init__(ManifptResource(home=str(tmp_path / "home"), profile="tiny", config_file=str(self.config),
+                                         device="cpu"), instance)
 
     def data_version(self, name: str) -> dg.DataVersion | None:
         record = self.instance.get_latest_data_version_record(dg.AssetKey([DS, name]))

@@ -111,13 +111,15 @@ def test_automation_is_on_by_default_and_never_eager(demo_defs):
     gpu_targets = sensors["automation_gpu"].asset_selection.resolve(graph)
     assert {k.path[-1] for k in gpu_targets} == {
         "generator", "generated_images", "embedding_space", "real_embeddings", "generated_embeddings",
-        "real_artifacts", "generated_artifacts", "attributor", "raw_control", "baseline", "generalization"}
+        "real_artifacts", "generated_artifacts", "attributor", "raw_control", "baseline", "generalization",
+        "attribution_report"}
     assert not gpu_targets & sensors["automation"].asset_selection.resolve(graph)  # nothing requested twice
 
 
 def test_gpu_jobs_are_tagged_for_the_queue_limit(demo_defs):
-    import yaml
     from pathlib import Path
+
+    import yaml
 
     tagged = {j.name.split("__")[-1] for j in demo_defs.jobs if j.tags.get("manifpt/gpu") == "true"}
     assert tagged == {"model_ingestion", "reference", "model_space", "attribution", "baselines", "control",
