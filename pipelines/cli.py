@@ -57,36 +57,38 @@ def run_main(args: argparse.Namespace) -> int:
 
     resource = resource_from_env()
     defs = build_definitions(resource)
-    instance = dg.DagsterInstance.get()
     started = time.perf_counter()
     reports = []
     specs = dataset_specs(resource)
-    for change in discover(instance, resource):  # the discovery sensor's check, applied here and now
-        if change.added:
-            instance.add_dynamic_partitions(change.partitions.name, change.added)
-        for model in change.removed:
-            instance.delete_dynamic_partition(change.partitions.name, model)
-        print(f"manifpt: {change.dataset}: models added {change.added}, removed {change.removed}")
-    for ds in specs:
-        settings = resource.settings(ds.name)
-        models = configured_models(settings)
-        keys = {
-            "none": [None],
-            "model": models,
-            "space": list(settings.spaces),
-            "baseline": list(settings.baselines.methods),
-            "model_space": [dg.MultiPartitionKey({"model": m, "space": s}) for m in models for s in settings.spaces],
-        }
-        print(f"manifpt: dataset {ds.name!r} ({settings.profile} profile), models {models}, "
-              f"spaces {list(settings.spaces)}, home {home}")
-        # Observe the sources first: the automation then knows the versions everything was computed from.
-        for job, partitioning in build_observation_jobs(ds) + build_jobs(ds):
-            for key in keys[partitioning]:
-                _execute(defs.resolve_job_def(job.name), key, instance)
-        reports.append(Path(home) / "store" / ds.name / "reports" / "report.md")
-    if has_cross_dataset(specs):  # last: it reads every dataset's attributors
-        _execute(defs.resolve_job_def(CROSS_DATASET_JOB), None, instance)
-        reports.append(cross_dataset_path(Path(home) / "store") / "report.md")
+    # Entered, the instance is also the one Dagster consults while it loads the definitions.
+    with dg.DagsterInstance.get() as instance:
+        for change in discover(instance, resource):  # the discovery sensor's check, applied here and now
+            if change.added:
+                instance.add_dynamic_partitions(change.partitions.name, change.added)
+            for model in change.removed:
+                instance.delete_dynamic_partition(change.partitions.name, model)
+            print(f"manifpt: {change.dataset}: models added {change.added}, removed {change.removed}")
+        for ds in specs:
+            settings = resource.settings(ds.name)
+            models = configured_models(settings)
+            keys = {
+                "none": [None],
+                "model": models,
+                "space": list(settings.spaces),
+                "baseline": list(settings.baselines.methods),
+                "model_space": [dg.MultiPartitionKey({"model": m, "space": s})
+                                for m in models for s in settings.spaces],
+            }
+            print(f"manifpt: dataset {ds.name!r} ({settings.profile} profile), models {models}, "
+                  f"spaces {list(settings.spaces)}, home {home}")
+            # Observe the sources first: the automation then knows the versions everything was computed from.
+            for job, partitioning in build_observation_jobs(ds) + build_jobs(ds):
+                for key in keys[partitioning]:
+                    _execute(defs.resolve_job_def(job.name), key, instance)
+            reports.append(Path(home) / "store" / ds.name / "reports" / "report.md")
+        if has_cross_dataset(specs):  # last: it reads every dataset's attributors
+            _execute(defs.resolve_job_def(CROSS_DATASET_JOB), None, instance)
+            reports.append(cross_dataset_path(Path(home) / "store") / "report.md")
     print(f"manifpt: finished in {time.perf_counter() - started:.1f} s")
     for report in reports:
         print(f"manifpt: report at {report}")

@@ -21,6 +21,7 @@ from pipelines.resources import ManifptResource
 
 logger = logging.getLogger(__name__)
 
+PAGE = 10000  # event records per query, Dagster's maximum
 # Source asset -> the observation job (per dataset) that observes it.
 OBSERVERS = {"real_source": "observe_real", "model_set": "observe_real", "model_source": "observe_models"}
 
@@ -108,6 +109,12 @@ class AutomationDriver:
         """(asset, partition) -> how many materializations the event log holds."""
         counts = Counter()
         for key in self.graph.materializable_asset_keys:
-            for record in self.instance.fetch_materializations(key, limit=100000).records:
-                counts[(key.to_user_string(), record.partition_key)] += 1
+            cursor = None
+            while True:
+                page = self.instance.fetch_materializations(key, limit=PAGE, cursor=cursor)
+                for record in page.records:
+                    counts[(key.to_user_string(), record.partition_key)] += 1
+                if not page.has_more:
+                    break
+                cursor = page.cursor
         return counts
