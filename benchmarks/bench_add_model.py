@@ -24,7 +24,7 @@ import dagster as dg
 
 from manifpt_core.config import PROFILES
 from pipelines.driver import AutomationDriver
-from pipelines.jobs import build_jobs
+from pipelines.jobs import build_jobs, partition_keys
 from pipelines.partitions import DatasetSpec
 from pipelines.resources import ManifptResource
 
@@ -93,12 +93,9 @@ def main() -> None:
             own_add, retrain_add, other_add = split(driver.steps[n_cold:], [added])
 
             settings = driver.resource.settings("fmnist_clothing")
-            ds = DatasetSpec(settings.dataset, settings.spaces, settings.baselines.methods)
+            ds = DatasetSpec.of(settings)
             models = sorted(instance.get_dynamic_partitions(ds.models.name))
-            keys = {"none": [None], "model": models, "space": list(settings.spaces),
-                    "baseline": list(settings.baselines.methods),
-                    "model_space": [dg.MultiPartitionKey({"model": m, "space": s}) for m in models
-                                    for s in settings.spaces]}
+            keys = partition_keys(ds, models)
             start = time.perf_counter()
             reused = total = 0
             for job, partitioning in build_jobs(ds):

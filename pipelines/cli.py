@@ -52,7 +52,12 @@ def run_main(args: argparse.Namespace) -> int:
         has_cross_dataset,
     )
     from pipelines.discovery import configured_models, discover
-    from pipelines.jobs import CROSS_DATASET_JOB, build_jobs, build_observation_jobs
+    from pipelines.jobs import (
+        CROSS_DATASET_JOB,
+        build_jobs,
+        build_observation_jobs,
+        partition_keys,
+    )
     from pipelines.resources import resource_from_env
 
     resource = resource_from_env()
@@ -71,14 +76,7 @@ def run_main(args: argparse.Namespace) -> int:
         for ds in specs:
             settings = resource.settings(ds.name)
             models = configured_models(settings)
-            keys = {
-                "none": [None],
-                "model": models,
-                "space": list(settings.spaces),
-                "baseline": list(settings.baselines.methods),
-                "model_space": [dg.MultiPartitionKey({"model": m, "space": s})
-                                for m in models for s in settings.spaces],
-            }
+            keys = partition_keys(ds, models)
             print(f"manifpt: dataset {ds.name!r} ({settings.profile} profile), models {models}, "
                   f"spaces {list(settings.spaces)}, home {home}")
             # Observe the sources first: the automation then knows the versions everything was computed from.

@@ -15,7 +15,7 @@ STEP_MODULES = [sources, ingestion, embedding, index, artifacts, attribution]
 
 def dataset_specs(resource: ManifptResource) -> list[DatasetSpec]:
     """One spec per dataset the resource's settings name."""
-    return [DatasetSpec(s.dataset, s.spaces, s.baselines.methods) for s in resource.datasets()]
+    return [DatasetSpec.of(s) for s in resource.datasets()]
 
 
 def has_cross_dataset(specs: list[DatasetSpec]) -> bool:

@@ -71,7 +71,7 @@ def discover(instance: dg.DagsterInstance, manifpt: ManifptResource) -> list[Dis
     """
     found = []
     for settings in manifpt.datasets():
-        ds = DatasetSpec(settings.dataset, settings.spaces, settings.baselines.methods)
+        ds = DatasetSpec.of(settings)
         known = set(instance.get_dynamic_partitions(ds.models.name))
         configured = configured_models(settings)
         change = Discovery(ds.name, added=[m for m in configured if m not in known], removed=sorted(known - set(configured)))

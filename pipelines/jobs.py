@@ -40,6 +40,17 @@ def build_jobs(ds: DatasetSpec) -> list[tuple[dg.JobDefinition, str]]:
     ]
 
 
+def partition_keys(ds: DatasetSpec, models: list[str]) -> dict[str, list]:
+    """Every partition key of each partitioning (as in STAGES and OBSERVATIONS), for ``models``."""
+    return {
+        "none": [None],
+        "model": list(models),
+        "space": list(ds.spaces),
+        "baseline": list(ds.baselines),
+        "model_space": [dg.MultiPartitionKey({"model": m, "space": s}) for m in models for s in ds.spaces],
+    }
+
+
 def build_observation_jobs(ds: DatasetSpec) -> list[tuple[dg.JobDefinition, str]]:
     """The dataset's source observation jobs with their partitioning."""
     return [

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 
 import dagster as dg
 
+from manifpt_core.config import Settings
+
 
 @dataclass(frozen=True)
 class DatasetSpec:
@@ -33,6 +35,11 @@ class DatasetSpec:
     @property
     def model_space(self) -> dg.MultiPartitionsDefinition:
         return dg.MultiPartitionsDefinition({"model": self.models, "space": self.space_partitions})
+
+    @classmethod
+    def of(cls, settings: Settings) -> "DatasetSpec":
+        """The spec of one dataset's settings."""
+        return cls(settings.dataset, settings.spaces, settings.baselines.methods)
 
     def key(self, asset: str) -> dg.AssetKey:
         return dg.AssetKey([self.name, asset])

@@ -21,7 +21,7 @@ from dagster._core.loader import LoadingContextForTest
 
 from pipelines.automation import ON_CHANGE
 from pipelines.driver import AutomationDriver
-from pipelines.jobs import build_jobs
+from pipelines.jobs import build_jobs, partition_keys
 from pipelines.partitions import DatasetSpec
 from pipelines.resources import ManifptResource
 from tests.conftest import write_pngs
@@ -123,9 +123,8 @@ def test_b_a_new_model_folder_costs_only_its_own_work(deployment):
 @pytest.mark.slow
 def test_d_a_forced_rerun_reuses_every_stored_output(deployment):
     models = sorted(deployment.instance.get_dynamic_partitions(f"models_{DS}"))
-    keys = {"none": [None], "model": models, "space": list(SPACES), "baseline": list(BASELINES),
-            "model_space": [dg.MultiPartitionKey({"model": m, "space": s}) for m in models for s in SPACES]}
     ds = DatasetSpec(DS, SPACES, BASELINES)
+    keys = partition_keys(ds, models)
     reused = []
     for job, partitioning in build_jobs(ds):
         for key in keys[partitioning]:
