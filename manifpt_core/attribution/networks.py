@@ -150,9 +150,8 @@ class ResNet50Attributor(nn.Module):
 
     def __init__(self, in_channels: int, num_classes: int, weights: str | None = None) -> None:
         super().__init__()
-        from manifpt_core.encoders.networks import (
-            resnet50_trunk,  # the encoders build the same trunk
-        )
+        # The encoders build the same trunk.
+        from manifpt_core.encoders.networks import resnet50_trunk
         from manifpt_core.encoders.weights import load_resnet50
 
         trunk = (load_resnet50(weights, "attributor.weights", "to train the attributor from scratch")[0]
