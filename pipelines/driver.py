@@ -17,13 +17,14 @@ from dataclasses import dataclass, field
 import dagster as dg
 
 from pipelines.definitions import build_definitions
+from pipelines.jobs import OBSERVATIONS
 from pipelines.resources import ManifptResource
 
 logger = logging.getLogger(__name__)
 
 PAGE = 10000  # event records per query, Dagster's maximum
 # Source asset -> the observation job (per dataset) that observes it.
-OBSERVERS = {"real_source": "observe_real", "model_set": "observe_real", "model_source": "observe_models"}
+OBSERVERS = {source: job for job, sources, _, _ in OBSERVATIONS for source in sources}
 
 
 @dataclass

@@ -55,16 +55,19 @@ def _splits(store: Store, source: str, rows: np.ndarray) -> np.ndarray:
     return split_of_row[rows]
 
 
-def _source_inputs(store: Store, method: str, source: str) -> tuple[np.ndarray, np.ndarray]:
+def _source_inputs(store: Store, method: str, source: str, pixels: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """(x, split per row) of one class's samples: its artifacts of one kind, or its raw images.
 
     Image-shaped artifacts (and raw images) are (n, C, H, W); a learned space's are vectors (n, D).
+    Raw images are float32 in [0, 1], or with ``pixels`` the stored uint8 values.
     """
     images = require_record(store.images(source), f"the images of {source!r}")["summary"]
     if method == RAW:
         n_ref = images.get("n_reference", 0)  # the real reference rows are the manifold, not a class
         rows = np.arange(n_ref, images["n_samples"])
-        x = open_array(store.images(source))[n_ref:].astype(np.float32) / np.float32(255.0)
+        x = open_array(store.images(source))[n_ref:]
+        if not pixels:
+            x = x.astype(np.float32) / np.float32(255.0)
         return x, _splits(store, source, rows)
     space, kind = parse_method(method)
     path = store.artifacts(space, source)
@@ -75,11 +78,12 @@ def _source_inputs(store: Store, method: str, source: str) -> tuple[np.ndarray, 
     return x, _splits(store, source, rows)
 
 
-def gather_inputs(store: Store, method: str, classes: list[str]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """(x, label) per split, labels being positions in ``classes``."""
+def gather_inputs(store: Store, method: str, classes: list[str],
+                  pixels: bool = False) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """(x, label) per split, labels being positions in ``classes`` (``pixels``: see :func:`_source_inputs`)."""
     data = {split: ([], []) for split in SPLIT_NAMES}
     for label, source in enumerate(classes):
-        x, split = _source_inputs(store, method, source)
+        x, split = _source_inputs(store, method, source, pixels)
         for name in SPLIT_NAMES:
             mask = split == name
             data[name][0].append(x[mask])

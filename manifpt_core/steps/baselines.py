@@ -14,8 +14,6 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from manifpt_core.attribution import (
     accuracy,
     confusion_matrix,
@@ -44,12 +42,6 @@ logger = logging.getLogger(__name__)
 BASELINE_VERSION = "1"
 
 
-def _features(name: str, x: np.ndarray, settings: Settings) -> np.ndarray:
-    # The control's inputs are u / 255 in float32, so this recovers the stored uint8 pixels exactly.
-    pixels = np.rint(x * np.float32(255.0)).astype(np.uint8)
-    return features_of(name, pixels, settings.baselines)
-
-
 def run_baseline(store: Store, settings: Settings, name: str, models: list[str]) -> Outcome:
     """Features, classifier per seed, and test metrics of one baseline (``settings.baselines.methods``)."""
     classes = classes_for(models)
@@ -59,18 +51,20 @@ def run_baseline(store: Store, settings: Settings, name: str, models: list[str])
     classifier, params = config.classifier(name), config.params(name)
 
     def compute(tmp: Path, fp: str) -> tuple[str, dict[str, Any]]:
-        data = gather_inputs(store, RAW, classes)
-        (x_tr, y_tr), (x_va, y_va), (x_te, y_te) = ((_features(name, x, settings), y) for x, y in
+        data = gather_inputs(store, RAW, classes, pixels=True)  # the control's images, as stored (uint8)
+        (x_tr, y_tr), (x_va, y_va), (x_te, y_te) = ((features_of(name, x, config), y) for x, y in
                                                     (data[s] for s in ("train", "val", "test")))
         tmp.mkdir(parents=True)
         per_seed, matrices, hashes = [], [], {}
         device = resolve_device(settings.device)
+        if classifier in CLASSICAL:
+            flat_tr, flat_te = x_tr.reshape(len(x_tr), -1), x_te.reshape(len(x_te), -1)
+            options = {key: params[key] for key in ("c", "k") if key in params}
         for seed in settings.seeds:
             if classifier in CLASSICAL:
-                model = fit_classical(classifier, x_tr.reshape(len(x_tr), -1), y_tr, seed,
-                                      c=params.get("c", 1.0), k=params.get("k", 5))
-                y_pred = model.predict(x_te.reshape(len(x_te), -1))
-                features = standardized(model, x_te.reshape(len(x_te), -1))
+                model = fit_classical(classifier, flat_tr, y_tr, seed, **options)
+                y_pred = model.predict(flat_te)
+                features = standardized(model, flat_te)
                 extra = {}
             else:
                 result = fit_attributor(x_tr, y_tr, x_va, y_va, len(classes), settings.attributor, seed=seed,
