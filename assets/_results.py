@@ -8,7 +8,7 @@ from typing import Any
 
 import dagster as dg
 
-from manifpt_core.steps import Outcome
+from manifpt_core.store import Outcome
 
 
 def png_markdown(path: Path, title: str) -> dg.MetadataValue:

@@ -3,11 +3,12 @@
 import dagster as dg
 
 from assets._results import to_result
+from assets.automation import ON_CHANGE
+from assets.partitions import DatasetSpec, by_space
+from assets.resources import ManifptResource
+from manifpt_core.names import REAL
 from manifpt_core.steps import materialize_artifacts
 from manifpt_core.steps.artifacts import ARTIFACT_VERSION
-from pipelines.automation import ON_CHANGE
-from pipelines.partitions import DatasetSpec, by_space
-from pipelines.resources import ManifptResource
 
 GROUP = "artifacts"
 
@@ -21,7 +22,7 @@ def build(ds: DatasetSpec) -> list[dg.AssetsDefinition]:
     def real_artifacts(context: dg.AssetExecutionContext, manifpt: ManifptResource) -> dg.MaterializeResult:
         """Artifacts of the real class samples (x - nearest reference), the attributor's 'real' class."""
         store, settings = manifpt.store(ds.name), manifpt.settings(ds.name)
-        return to_result(context, materialize_artifacts(store, settings, context.partition_key, "real"))
+        return to_result(context, materialize_artifacts(store, settings, context.partition_key, REAL))
 
     @dg.asset(key=ds.key("generated_artifacts"), group_name=GROUP, code_version=ARTIFACT_VERSION,
               partitions_def=ds.model_space,

@@ -1,20 +1,28 @@
 """Step 5 assets: attributors per space, the raw-image control, the baselines, and the report."""
 
-import json
-
 import dagster as dg
 
 from assets._results import png_markdown, to_result
-from manifpt_core.config import method_name
+from assets.automation import AFTER_UPSTREAM, ON_CHANGE
+from assets.partitions import DatasetSpec, by_space
+from assets.resources import ManifptResource
 from manifpt_core.errors import StoreError
-from manifpt_core.steps import RAW, Outcome, train_attributors, write_report
-from manifpt_core.steps.attribute import ATTRIBUTOR_VERSION
+from manifpt_core.names import Method
+from manifpt_core.steps import CONTROL, train_attributors, write_report
+from manifpt_core.steps.attribute import (
+    ATTRIBUTOR_VERSION,
+    combine_outcomes,
+    seed_table_markdown,
+)
 from manifpt_core.steps.baselines import BASELINE_VERSION, run_baseline
-from manifpt_core.steps.report import REPORT_VERSION, nmi_lines, open_set_lines
-from manifpt_core.store import combine_hashes
-from pipelines.automation import AFTER_UPSTREAM, ON_CHANGE
-from pipelines.partitions import DatasetSpec, by_space
-from pipelines.resources import ManifptResource
+from manifpt_core.steps.report import (
+    REPORT_VERSION,
+    main_table_markdown,
+    nmi_lines,
+    open_set_lines,
+)
+from manifpt_core.store import Outcome
+from manifpt_core.store.records import AttributorMetrics
 
 GROUP = "attribution"
 
@@ -28,32 +36,14 @@ def registered_models(context: dg.AssetExecutionContext, ds: DatasetSpec) -> lis
     return models
 
 
-def _pct(mean: float, std: float | None) -> str:
-    return f"{100 * mean:.2f}%" + (f" ± {100 * std:.2f}" if std is not None else "")
-
-
-def _accuracy_table(outcomes: list[Outcome]) -> dg.MetadataValue:
-    rows = [f"| {o.summary['method']} | {r['seed']} | {100 * r['test_accuracy']:.2f}% | {r['fdr']:.2f} | "
-            f"{r.get('best_epoch', '-')} |" for o in outcomes for r in o.summary["per_seed"]]
-    return dg.MetadataValue.md("| method | seed | test accuracy | FDR | best epoch |\n|---|---|---|---|---|\n"
-                               + "\n".join(rows))
-
-
-def _attribution_result(context, outcomes: list[Outcome]) -> dg.MaterializeResult:
-    """One materialization for the attributors of one space (one per artifact kind) or the control."""
-    figures = {f"{name}_{o.summary['method']}": png_markdown(o.path / o.summary[f"{name}_png"], name.replace("_", " "))
+def _attribution_result(context, outcomes: list[Outcome[AttributorMetrics]]) -> dg.MaterializeResult:
+    """One materialization for the attributors of one space (one per artifact kind), the control or a baseline."""
+    figures = {f"{name}_{o.summary.method}": png_markdown(o.path / getattr(o.summary, f"{name}_png"),
+                                                          name.replace("_", " "))
                for o in outcomes for name in ("confusion", "per_class")}
-    if len(outcomes) == 1:
-        return to_result(context, outcomes[0], accuracy_table=_accuracy_table(outcomes), **figures)
-    combined = Outcome(
-        step="attributor", path=outcomes[0].path.parent,
-        fingerprint=combine_hashes({o.summary["method"]: o.fingerprint for o in outcomes}),
-        content_hash=combine_hashes({o.summary["method"]: o.content_hash for o in outcomes}),
-        reused=all(o.reused for o in outcomes), seconds=sum(o.seconds for o in outcomes),
-        summary={o.summary["method"]: {k: o.summary[k] for k in ("accuracy_mean", "accuracy_std", "fdr_mean", "n_test",
-                                                                 "network", "open_set")}
-                 for o in outcomes})
-    return to_result(context, combined, accuracy_table=_accuracy_table(outcomes), **figures)
+    table = dg.MetadataValue.md(seed_table_markdown([o.summary for o in outcomes]))
+    outcome = outcomes[0] if len(outcomes) == 1 else combine_outcomes(outcomes)
+    return to_result(context, outcome, accuracy_table=table, **figures)
 
 
 def build(ds: DatasetSpec) -> list[dg.AssetsDefinition]:
@@ -70,7 +60,7 @@ def build(ds: DatasetSpec) -> list[dg.AssetsDefinition]:
         store, settings = manifpt.store(ds.name), manifpt.settings(ds.name)
         models = registered_models(context, ds)
         space = context.partition_key
-        return _attribution_result(context, [train_attributors(store, settings, method_name(space, kind), models)
+        return _attribution_result(context, [train_attributors(store, settings, Method.artifacts(space, kind), models)
                                              for kind in settings.artifacts.kinds])
 
     @dg.asset(key=ds.key("raw_control"), group_name=GROUP, code_version=ATTRIBUTOR_VERSION,
@@ -79,7 +69,7 @@ def build(ds: DatasetSpec) -> list[dg.AssetsDefinition]:
     def raw_control(context: dg.AssetExecutionContext, manifpt: ManifptResource) -> dg.MaterializeResult:
         """The control: the same network and protocol trained on the raw images instead of artifacts."""
         store, settings = manifpt.store(ds.name), manifpt.settings(ds.name)
-        return _attribution_result(context, [train_attributors(store, settings, RAW, registered_models(context, ds))])
+        return _attribution_result(context, [train_attributors(store, settings, CONTROL, registered_models(context, ds))])
 
     built = [attributor, raw_control]
     if ds.baselines:
@@ -106,16 +96,13 @@ def build(ds: DatasetSpec) -> list[dg.AssetsDefinition]:
         design factors; open-set AUROC; t-SNE maps, confusion matrices, generator samples and Fréchet distances."""
         store, settings = manifpt.store(ds.name), manifpt.settings(ds.name)
         outcome = write_report(store, settings, registered_models(context, ds))
-        report = json.loads((outcome.path / "report.json").read_text())
-        table = dg.MetadataValue.md(
-            "| method | network | test accuracy | FDR | test samples |\n|---|---|---|---|---|\n"
-            + "\n".join(f"| {r['method']} | {r['network']} | {_pct(r['accuracy_mean'], r['accuracy_std'])} | "
-                        f"{r['fdr_mean']:.2f} | {r['n_test']} |" for r in report["main_table"]))
+        report = store.report()
+        shown = ("pixels", str(CONTROL), str(settings.methods[0]))
         figures = {f"tsne_{name}": png_markdown(outcome.path / path, f"t-SNE {name}")
-                   for name, path in report["tsne"].items() if name in ("pixels", "raw", settings.methods[0])}
-        return to_result(context, outcome, main_table=table,
-                         nmi_table=dg.MetadataValue.md("\n".join(nmi_lines(report["nmi"]))),
-                         open_set_table=dg.MetadataValue.md("\n".join(open_set_lines(report["main_table"])) or "n/a"),
+                   for name, path in report.tsne.items() if name in shown}
+        return to_result(context, outcome, main_table=dg.MetadataValue.md(main_table_markdown(report)),
+                         nmi_table=dg.MetadataValue.md("\n".join(nmi_lines(report.nmi))),
+                         open_set_table=dg.MetadataValue.md("\n".join(open_set_lines(report.main_table)) or "n/a"),
                          report=dg.MetadataValue.path(str(outcome.path / "report.md")), **figures)
 
     return [*built, attribution_report]

@@ -4,15 +4,11 @@ import dagster as dg
 
 from assets._results import to_result
 from assets.attribution import GROUP, registered_models
-from manifpt_core.steps.cross import (
-    CROSS_DIR,
-    CROSS_VERSION,
-    cross_dataset,
-    generalization_table,
-)
-from pipelines.automation import AFTER_UPSTREAM
-from pipelines.partitions import DatasetSpec
-from pipelines.resources import ManifptResource
+from assets.automation import AFTER_UPSTREAM
+from assets.partitions import DatasetSpec
+from assets.resources import ManifptResource
+from manifpt_core.steps.cross import CROSS_VERSION, cross_dataset, generalization_table
+from manifpt_core.store.layout import CROSS_DIR
 
 KEY = dg.AssetKey([CROSS_DIR, "generalization"])
 
@@ -28,7 +24,7 @@ def build(specs: list[DatasetSpec]) -> list[dg.AssetsDefinition]:
         the test split of the same architectures trained on every other dataset, matched by model name."""
         outcome = cross_dataset([manifpt.store(ds.name) for ds in specs], [manifpt.settings(ds.name) for ds in specs],
                                 {ds.name: registered_models(context, ds) for ds in specs})
-        return to_result(context, outcome, table=dg.MetadataValue.md(generalization_table(outcome.summary["rows"])),
+        return to_result(context, outcome, table=dg.MetadataValue.md(generalization_table(outcome.summary.rows)),
                          report=dg.MetadataValue.path(str(outcome.path / "report.md")))
 
     return [generalization]

@@ -3,12 +3,13 @@
 import dagster as dg
 
 from assets._results import to_result
+from assets.automation import ON_CHANGE
+from assets.partitions import DatasetSpec, by_model, by_space
+from assets.resources import ManifptResource
+from manifpt_core.names import REAL
 from manifpt_core.steps import embed_source
 from manifpt_core.steps.embed import EMBED_VERSION
 from manifpt_core.steps.space import SPACE_VERSION, materialize_space
-from pipelines.automation import ON_CHANGE
-from pipelines.partitions import DatasetSpec, by_model, by_space
-from pipelines.resources import ManifptResource
 
 GROUP = "embedding"
 
@@ -30,7 +31,7 @@ def build(ds: DatasetSpec) -> list[dg.AssetsDefinition]:
     def real_embeddings(context: dg.AssetExecutionContext, manifpt: ManifptResource) -> dg.MaterializeResult:
         """The real images (reference and real class) embedded in one space."""
         store, settings = manifpt.store(ds.name), manifpt.settings(ds.name)
-        return to_result(context, embed_source(store, settings, context.partition_key, "real"))
+        return to_result(context, embed_source(store, settings, context.partition_key, REAL))
 
     @dg.asset(key=ds.key("generated_embeddings"), group_name=GROUP, code_version=EMBED_VERSION,
               partitions_def=ds.model_space,

@@ -3,11 +3,11 @@
 import dagster as dg
 
 from assets._results import to_result
+from assets.automation import ON_CHANGE
+from assets.partitions import DatasetSpec
+from assets.resources import ManifptResource
 from manifpt_core.steps import build_index
 from manifpt_core.steps.index import INDEX_VERSION
-from pipelines.automation import ON_CHANGE
-from pipelines.partitions import DatasetSpec
-from pipelines.resources import ManifptResource
 
 
 def build(ds: DatasetSpec) -> list[dg.AssetsDefinition]:

@@ -3,12 +3,12 @@
 import dagster as dg
 
 from assets._results import png_markdown, to_result
+from assets.automation import ON_CHANGE
+from assets.partitions import DatasetSpec
+from assets.resources import ManifptResource
 from manifpt_core.steps import ingest_generated, ingest_real, materialize_generator
-from manifpt_core.steps.generators import GENERATOR_VERSION, GRID
+from manifpt_core.steps.generators import GENERATOR_VERSION
 from manifpt_core.steps.ingest import INGEST_VERSION
-from pipelines.automation import ON_CHANGE
-from pipelines.partitions import DatasetSpec
-from pipelines.resources import ManifptResource
 
 GROUP = "ingestion"
 
@@ -29,8 +29,8 @@ def build(ds: DatasetSpec) -> list[dg.AssetsDefinition]:
         """A generative model: a zoo entry trained on the real reference images, or a user's folder of samples."""
         outcome = materialize_generator(manifpt.store(ds.name), manifpt.settings(ds.name), context.partition_key)
         extra = {}
-        if (outcome.path / GRID).is_file():
-            extra["samples"] = png_markdown(outcome.path / GRID, f"{context.partition_key} samples")
+        if outcome.summary.grid:
+            extra["samples"] = png_markdown(outcome.path / outcome.summary.grid, f"{context.partition_key} samples")
         return to_result(context, outcome, **extra)
 
     @dg.asset(key=ds.key("generated_images"), group_name=GROUP, code_version=INGEST_VERSION,

@@ -7,12 +7,15 @@ when it changes, the automation refreshes what depends on it.
 
 import dagster as dg
 
-from manifpt_core.steps.generators import model_source_hash
+from assets.automation import OBSERVE
+from assets.partitions import DatasetSpec
+from assets.resources import ManifptResource
+from manifpt_core.steps.generators import (
+    configured_models,
+    model_set_version,
+    model_source_hash,
+)
 from manifpt_core.steps.ingest import real_source_hash
-from pipelines.automation import OBSERVE
-from pipelines.discovery import configured_models, model_set_version
-from pipelines.partitions import DatasetSpec
-from pipelines.resources import ManifptResource
 
 GROUP = "ingestion"
 REAL_SOURCE = "The real images as configured (Fashion-MNIST idx files, or the folder real/), by content hash."

@@ -22,11 +22,11 @@ from pathlib import Path
 
 import dagster as dg
 
+from assets.partitions import DatasetSpec
+from assets.resources import ManifptResource
 from manifpt_core.config import PROFILES
 from pipelines.driver import AutomationDriver
 from pipelines.jobs import build_jobs, partition_keys
-from pipelines.partitions import DatasetSpec
-from pipelines.resources import ManifptResource
 
 RETRAIN = ("attributor", "raw_control", "baseline", "attribution_report")
 

@@ -22,13 +22,13 @@ import numpy as np
 import torch
 import torchvision
 
-from manifpt_core.attribution.device import autocast_for
 from manifpt_core.config import settings_from_dict
 from manifpt_core.encoders import EncoderSettings, build_encoder, save_encoder
-from manifpt_core.steps.cache import run_cached
 from manifpt_core.steps.embed import embed_source
-from manifpt_core.steps.space import ENCODER_FILE
-from manifpt_core.store import Store, create_rows
+from manifpt_core.store import Store, create_rows, run_cached
+from manifpt_core.store.layout import ENCODER_FILE
+from manifpt_core.store.records import ImagesSummary, SpaceSummary
+from manifpt_core.torch_helpers import autocast_for
 
 BATCH = 256
 
@@ -38,18 +38,20 @@ def write_images(store: Store, images: np.ndarray, chunk_rows: int) -> None:
         writer = create_rows(tmp, None, images.shape, np.uint8, chunk_rows)
         for start in range(0, len(images), chunk_rows):
             writer.write(images[start : start + chunk_rows])
-        return writer.content_hash(), {"n_samples": len(images), "n_reference": len(images)}
+        summary = ImagesSummary(n_samples=len(images), image_shape=list(images.shape[1:]), manifest="",
+                                frechet_space="", n_reference=len(images))
+        return writer.content_hash(), summary
 
-    run_cached(store.images("real"), "ingest_real", "bench", {}, {}, compute)
+    run_cached(store.paths.images("real"), "ingest_real", "bench", {}, {}, compute, ImagesSummary)
 
 
 def write_space(store: Store, space: str, encoder) -> None:
     def compute(tmp: Path, fp: str):
         tmp.mkdir(parents=True)
         save_encoder(encoder, tmp / ENCODER_FILE)
-        return fp, {"encoder": encoder.card}
+        return fp, SpaceSummary(space={"space": space}, fingerprint=fp, encoder=encoder.card)
 
-    run_cached(store.space(space), "space", "bench", {}, {"arch": encoder.card["arch"]}, compute)
+    run_cached(store.paths.space(space), "space", "bench", {}, {"arch": encoder.card["arch"]}, compute, SpaceSummary)
 
 
 def bare_forward(encoder, shape: tuple[int, ...], n: int, device: str) -> float:
@@ -82,7 +84,7 @@ def measure(name: str, space: str, encoder, images: np.ndarray, device: str, roo
     assert not outcome.reused
     shape = tuple(encoder.preprocess.apply(images[:1], "cpu").shape[1:])
     bare = bare_forward(encoder, shape, len(images), device)
-    print(f"{name:22s} {len(images):>7d} {str(shape):>15s} {outcome.summary['dim']:>5d} "
+    print(f"{name:22s} {len(images):>7d} {str(shape):>15s} {outcome.summary.dim:>5d} "
           f"{step:>12.1f} {bare:>12.1f} {step / bare:>7.2f}")
 
 

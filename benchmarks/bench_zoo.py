@@ -10,11 +10,11 @@ import argparse
 import tempfile
 import time
 
-from manifpt_core.attribution import resolve_device
 from manifpt_core.config import load_settings
 from manifpt_core.steps import ingest_real
-from manifpt_core.steps.sanity import frechet_to_real, real_splits
+from manifpt_core.steps.sanity import frechet_to_real
 from manifpt_core.store import Store
+from manifpt_core.torch_helpers import resolve_device
 from manifpt_core.zoo import get_family
 
 
@@ -28,11 +28,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         store = Store(tmp, settings.dataset)
         real = ingest_real(store, settings)
-        reference, held_out = real_splits(store, real.summary["n_reference"])
+        reference, held_out = store.real.reference_images(), store.real.query_images()
         shape = tuple(reference.shape[1:])
         print(f"profile {args.profile}, dataset {settings.dataset}: {len(reference)} reference images {shape}, "
               f"{settings.n_per_model} samples per entry, device {device}")
-        print(f"real floor of the Fréchet distance: {real.summary['frechet_real_floor']:.3f}")
+        print(f"real floor of the Fréchet distance: {real.summary.frechet_real_floor:.3f}")
         print(f"{'entry':16s} {'family':10s} {'train s':>8s} {'sample s':>9s} {'FD':>8s}")
         total = 0.0
         for card in settings.zoo:

@@ -1,27 +1,29 @@
 """Pipeline settings: frozen dataclasses built from a named profile plus an optional TOML file.
 
-Unknown keys are an error that lists the valid ones, so a typo never silently
-falls back to a default.
+Every value is checked once, by :func:`manifpt_core.settings_loader.load`, against its
+field's type and declared range; unknown keys are an error that lists the valid ones,
+so a typo never silently falls back to a default.
 """
 
 from __future__ import annotations
 
 import copy
-import dataclasses
+import re
+import tomllib
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import tomllib
 
 from manifpt_core.artifacts import KINDS as ARTIFACT_KINDS
 from manifpt_core.attribution import FitSettings
 from manifpt_core.baselines import BaselineSettings
 from manifpt_core.encoders import EncoderSettings
 from manifpt_core.errors import InputError
+from manifpt_core.names import Method, check_model_name, check_name
 from manifpt_core.search import SearchSettings
+from manifpt_core.settings_loader import Label, load, load_rules, positive, setting
 from manifpt_core.spaces import get_space
-from manifpt_core.store.layout import check_name
 from manifpt_core.zoo import ModelCard
 
 SOURCE_KINDS = ("fashion_mnist", "folder")
@@ -41,32 +43,39 @@ class SourceSettings:
 
     kind: str = "fashion_mnist"
     path: str | None = None
-    resize: tuple[int, int] | None = None
+    resize: tuple[int, int] | None = positive(None)
     resize_filter: str = "bicubic"
-    classes: tuple[int, ...] | None = None
+    classes: tuple[int, ...] | None = setting(None, ge=0, le=9)
 
     def __post_init__(self) -> None:
         if self.kind not in SOURCE_KINDS:
             raise InputError(f"source.kind = {self.kind!r} is not one of {SOURCE_KINDS}")
         if self.kind == "folder" and not self.path:
             raise InputError("source.kind = 'folder' needs source.path: the folder holding real/ and one folder per model")
-        if self.resize is not None:
-            object.__setattr__(self, "resize", tuple(int(v) for v in self.resize))
         if self.classes is not None:
             if self.kind != "fashion_mnist":
                 raise InputError("source.classes selects Fashion-MNIST labels; remove it for a folder source")
-            classes = tuple(sorted(int(c) for c in self.classes))
-            if not classes or any(c < 0 or c > 9 for c in classes) or len(set(classes)) != len(classes):
+            # Sorted, so that the same subset written in another order is the same dataset.
+            classes = tuple(sorted(self.classes))
+            if not classes or len(set(classes)) != len(classes):
                 raise InputError(f"source.classes = {list(self.classes)} must list distinct labels in 0..9")
             object.__setattr__(self, "classes", classes)
+
+
+def _encoder_settings(space: str) -> Callable[..., EncoderSettings]:
+    def build(data: Mapping[str, Any], **origin: Any) -> EncoderSettings:
+        return EncoderSettings.from_dict(space, data, **origin)
+
+    return build
 
 
 @dataclass(frozen=True)
 class Encoders:
     """How the learned spaces get their encoder: ``encoders.sl`` and ``encoders.ssl``."""
 
-    sl: EncoderSettings = field(default_factory=EncoderSettings)
-    ssl: EncoderSettings = field(default_factory=EncoderSettings)
+    # Built by EncoderSettings.from_dict, whose own errors name the space (encoders.sl.steps).
+    sl: EncoderSettings = field(default_factory=EncoderSettings, metadata=load_rules(build=_encoder_settings("sl")))
+    ssl: EncoderSettings = field(default_factory=EncoderSettings, metadata=load_rules(build=_encoder_settings("ssl")))
 
     def for_space(self, space: str) -> EncoderSettings:
         return getattr(self, space)
@@ -78,18 +87,13 @@ class ArtifactSettings:
     and ``knn`` (the projection onto the affine span of the ``knn_k`` nearest, ridge ``knn_reg``)."""
 
     kinds: tuple[str, ...] = ("nearest",)
-    knn_k: int = 8
-    knn_reg: float = 1e-3
+    knn_k: int = setting(8, ge=2)  # a patch needs two points
+    knn_reg: float = setting(1e-3, ge=0)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "kinds", tuple(self.kinds))
         unknown = [k for k in self.kinds if k not in ARTIFACT_KINDS]
         if unknown or not self.kinds or len(set(self.kinds)) != len(self.kinds):
             raise InputError(f"artifacts.kinds = {list(self.kinds)}: list distinct kinds among {list(ARTIFACT_KINDS)}")
-        if isinstance(self.knn_k, bool) or not isinstance(self.knn_k, int) or self.knn_k < 2:
-            raise InputError(f"artifacts.knn_k = {self.knn_k!r} must be an int >= 2 (a patch needs two points)")
-        if not isinstance(self.knn_reg, (int, float)) or self.knn_reg < 0:
-            raise InputError(f"artifacts.knn_reg = {self.knn_reg!r} must be a number >= 0")
 
     def settings(self) -> dict[str, Any]:
         return {"kinds": list(self.kinds), "knn_k": self.knn_k, "knn_reg": self.knn_reg}
@@ -100,17 +104,6 @@ class ArtifactSettings:
         return self.knn_k if "knn" in self.kinds else 1
 
 
-def method_name(space: str, kind: str) -> str:
-    """The attributor (and report row) of a space's artifacts of one kind: ``rgb``, ``rgb-knn``."""
-    return space if kind == "nearest" else f"{space}-{kind}"
-
-
-def parse_method(method: str) -> tuple[str, str]:
-    """``(space, kind)`` of a method name made by :func:`method_name`."""
-    space, _, kind = method.partition("-")
-    return space, kind or "nearest"
-
-
 @dataclass(frozen=True)
 class Settings:
     """Everything that shapes a pipeline run. See docs/configuration.md for each key."""
@@ -118,29 +111,27 @@ class Settings:
     profile: str
     dataset: str = "fashion_mnist"
     source: SourceSettings = field(default_factory=SourceSettings)
-    n_reference: int = 10000
-    n_real_class: int = 2000
-    n_per_model: int = 2000
+    n_reference: int = positive(10000)
+    n_real_class: int = positive(2000)
+    n_per_model: int = positive(2000)
     spaces: tuple[str, ...] = ("rgb", "freq", "sl", "ssl")
     encoders: Encoders = field(default_factory=Encoders)
     search: SearchSettings = field(default_factory=SearchSettings)
     artifacts: ArtifactSettings = field(default_factory=ArtifactSettings)
-    zoo: tuple[ModelCard, ...] = ()
+    # Built by ModelCard.from_dict: a short entry takes its family's factors and training settings.
+    zoo: tuple[ModelCard, ...] = field(default=(), metadata=load_rules(build=ModelCard.from_dict))
     attributor: FitSettings = field(default_factory=FitSettings)
     baselines: BaselineSettings = field(default_factory=BaselineSettings)
-    seeds: tuple[int, ...] = (0,)
+    seeds: tuple[int, ...] = setting((0,), ge=0)
     open_set_holdout: str = "auto"
     removed_models: str = "keep"  # a model whose folder or zoo entry is gone: keep or delete its stored data
-    data_seed: int = 0
-    chunk_rows: int = 1024
-    block_rows: int = 4096
+    data_seed: int = setting(0, ge=0)
+    chunk_rows: int = positive(1024)
+    block_rows: int = positive(4096)
     device: str = "auto"
 
     def __post_init__(self) -> None:
         check_name("dataset", self.dataset)
-        for key in ("n_reference", "n_real_class", "n_per_model", "chunk_rows", "block_rows"):
-            if getattr(self, key) <= 0:
-                raise InputError(f"{key} must be positive, got {getattr(self, key)}")
         for space in self.spaces:
             get_space(space)
         if len(set(self.spaces)) != len(self.spaces):
@@ -148,8 +139,8 @@ class Settings:
         names = [card.name for card in self.zoo]
         if len(set(names)) != len(names):
             raise InputError(f"zoo lists a model name twice: {names}")
-        if "real" in names:
-            raise InputError("'real' is reserved for the real images; rename that zoo entry")
+        for name in names:
+            check_model_name(name, f"zoo entry {name!r}")
         if not self.seeds:
             raise InputError("seeds must list at least one attributor seed")
         if self.removed_models not in REMOVED_MODELS:
@@ -158,9 +149,9 @@ class Settings:
             raise InputError(f"device = {self.device!r} is not one of {DEVICES}")
 
     @property
-    def methods(self) -> tuple[str, ...]:
-        """Every attributor over artifacts: one per space and artifact kind."""
-        return tuple(method_name(space, kind) for space in self.spaces for kind in self.artifacts.kinds)
+    def methods(self) -> tuple[Method, ...]:
+        """Every attributor over artifacts: one per space and artifact kind, spaces first."""
+        return tuple(Method.artifacts(space, kind) for space in self.spaces for kind in self.artifacts.kinds)
 
     def card(self, model: str) -> ModelCard | None:
         """The zoo card named ``model``, or None when the model is a folder of images."""
@@ -230,14 +221,6 @@ PROFILES: dict[str, dict[str, Any]] = {
 }
 
 
-def _build(cls: type, data: dict[str, Any], where: str) -> Any:
-    valid = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - valid)
-    if unknown:
-        raise InputError(f"unknown key(s) {unknown} in {where}; valid keys: {sorted(valid)}")
-    return cls(**data)
-
-
 def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     out = copy.deepcopy(base)
     for key, value in override.items():
@@ -248,43 +231,14 @@ def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _tuples(data: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
-    """TOML arrays arrive as lists; frozen settings hold tuples."""
-    return {k: (tuple(v) if k in keys and isinstance(v, list) else v) for k, v in data.items()}
+def settings_from_dict(data: Mapping[str, Any], where: str = "settings", label: Label | None = None) -> Settings:
+    """Build validated Settings from plain data (a profile merged with a config file).
 
-
-def settings_from_dict(data: dict[str, Any], where: str = "settings") -> Settings:
-    """Build validated Settings from plain data (a profile merged with a config file)."""
-    data = dict(data)
-    if "source" in data:
-        source = dict(data["source"])
-        if source.get("classes") is not None:
-            source["classes"] = tuple(source["classes"])
-        data["source"] = _build(SourceSettings, source, f"{where} [source]")
-    if "attributor" in data:
-        attr = dict(data["attributor"])
-        for key in ("widths", "mlp_hidden"):
-            if key in attr:
-                attr[key] = tuple(attr[key])
-        data["attributor"] = _build(FitSettings, attr, f"{where} [attributor]")
-    if "zoo" in data:
-        data["zoo"] = tuple(ModelCard.from_dict(dict(entry)) for entry in data["zoo"])
-    if "encoders" in data:
-        raw = dict(data["encoders"])
-        unknown = sorted(set(raw) - {"sl", "ssl"})
-        if unknown:
-            raise InputError(f"unknown key(s) {unknown} in {where} [encoders]; valid keys: ['sl', 'ssl']")
-        data["encoders"] = Encoders(**{space: EncoderSettings.from_dict(space, dict(value)) for space, value in raw.items()})
-    if "search" in data:
-        data["search"] = _build(SearchSettings, dict(data["search"]), f"{where} [search]")
-    if "baselines" in data:
-        data["baselines"] = _build(BaselineSettings, _tuples(dict(data["baselines"]), ("methods",)), f"{where} [baselines]")
-    if "artifacts" in data:
-        data["artifacts"] = _build(ArtifactSettings, _tuples(dict(data["artifacts"]), ("kinds",)), f"{where} [artifacts]")
-    for key in ("spaces", "seeds"):
-        if key in data:
-            data[key] = tuple(data[key])
-    return _build(Settings, data, where)
+    Every value is converted and checked against its field (see :mod:`manifpt_core.settings_loader`);
+    errors name the key, the value, what it must be and ``where`` the data came from. ``label``
+    maps a key path to the name shown in errors.
+    """
+    return load(Settings, data, where, label=label)
 
 
 def load_datasets(profile: str = "demo", path: str | Path | None = None) -> tuple[Settings, ...]:
@@ -292,16 +246,42 @@ def load_datasets(profile: str = "demo", path: str | Path | None = None) -> tupl
 
     The top-level keys are shared; each entry of ``datasets`` overrides them for one
     dataset. With no ``datasets`` (or an empty list) there is one dataset, the top level.
+    A bad value given by an entry is named after it, e.g. ``datasets[1].n_reference``.
     """
     data, where = _profile_data(profile, path)
     entries = data.pop("datasets", None) or [{}]
-    datasets = tuple(settings_from_dict(_merge(data, dict(entry)), f"{where} [datasets]") for entry in entries)
+    if not isinstance(entries, list) or not all(isinstance(e, Mapping) for e in entries):
+        raise InputError(f"{where}: datasets = {entries!r} must be a list of tables ([[datasets]] in TOML)")
+    several = len(entries) > 1
+    datasets = tuple(settings_from_dict(_merge(data, dict(entry)), where,
+                                        _entry_label(i, entry) if entry or several else None)
+                     for i, entry in enumerate(entries))
     names = [d.dataset for d in datasets]
     if len(set(names)) != len(names):
-        raise InputError(f"datasets lists a dataset name twice: {names}")
+        raise InputError(f"{where}: datasets lists a dataset name twice: {names}")
     if len({d.spaces for d in datasets}) > 1:
-        raise InputError(f"every dataset must use the same spaces; got {[list(d.spaces) for d in datasets]}")
+        raise InputError(f"{where}: every dataset must use the same spaces; got {[list(d.spaces) for d in datasets]}")
     return datasets
+
+
+def _entry_label(index: int, entry: Mapping[str, Any]) -> Label:
+    """Names a key path after ``datasets[index]`` when that entry gave its value; the top-level keys keep their name."""
+    prefix = f"datasets[{index}]"
+
+    def label(path: str) -> str:
+        if not path:
+            return prefix
+        node: Any = entry
+        for part in re.findall(r"[^.\[\]]+", path):
+            if isinstance(node, Mapping) and part in node:
+                node = node[part]
+            elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+                node = node[int(part)]
+            else:
+                return path
+        return f"{prefix}.{path}"
+
+    return label
 
 
 def load_settings(profile: str = "demo", path: str | Path | None = None, dataset: str | None = None) -> Settings:

@@ -1,7 +1,7 @@
 """The ``manifpt`` command: run the main job through Dagster, or start the web UI on the same store.
 
 It lives with the Dagster wiring because it drives it; it imports Dagster
-lazily, after the environment (home, profile, DAGSTER_HOME) is set.
+lazily, after DAGSTER_HOME points at the home's instance.
 """
 
 from __future__ import annotations
@@ -12,55 +12,62 @@ import os
 import shutil
 import sys
 import time
+import warnings
 from pathlib import Path
 
 from manifpt_core.errors import ManifptError
+from manifpt_core.store import Home
 
 logger = logging.getLogger("manifpt")
 REPO_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_LOGGERS = ("manifpt", "manifpt_core", "assets", "pipelines")
 
 
-def _prepare_env(args: argparse.Namespace) -> Path:
-    """Export the settings for the code location and point DAGSTER_HOME at ``<home>/dagster``."""
-    home = Path(args.home or os.environ.get("MANIFPT_HOME", ".manifpt")).absolute()
-    os.environ["MANIFPT_HOME"] = str(home)
-    os.environ["MANIFPT_PROFILE"] = args.profile
-    if args.config:
-        os.environ["MANIFPT_CONFIG"] = str(Path(args.config).absolute())
-    if args.device:
-        os.environ["MANIFPT_DEVICE"] = args.device
-    dagster_home = home / "dagster"
-    dagster_home.mkdir(parents=True, exist_ok=True)
+def _home(args: argparse.Namespace) -> Home:
+    return Home(args.home or os.environ.get("MANIFPT_HOME", ".manifpt"))
+
+
+def _prepare_instance(home: Home) -> None:
+    """Point Dagster at ``<home>/dagster`` (its run history), with the repository's instance settings."""
+    home.dagster.mkdir(parents=True, exist_ok=True)
     template = REPO_ROOT / "dagster.yaml"
     if not template.is_file():
         raise ManifptError(f"{template} is missing: install manifpt from its repository with `pip install -e .`")
-    shutil.copyfile(template, dagster_home / "dagster.yaml")
-    os.environ["DAGSTER_HOME"] = str(dagster_home)
-    return home
+    shutil.copyfile(template, home.dagster / "dagster.yaml")
+    os.environ["DAGSTER_HOME"] = str(home.dagster)  # how Dagster finds its instance, here and in `dagster dev`
+
+
+def _resource(args: argparse.Namespace, home: Home):
+    """The resource the command's arguments describe (settings are parsed once, when first used)."""
+    from assets.resources import ManifptResource
+
+    return ManifptResource(home=str(home.path), profile=args.profile,
+                           config_file=str(Path(args.config).absolute()) if args.config else "",
+                           device=args.device or "")
 
 
 def run_main(args: argparse.Namespace) -> int:
     """Observe the sources, then materialize every asset of every dataset, partition by partition, in
     dependency order."""
-    home = _prepare_env(args)
+    home = _home(args)
+    _prepare_instance(home)
     import dagster as dg
 
-    from manifpt_core.steps.cross import cross_dataset_path
+    from manifpt_core.steps.generators import configured_models
     from pipelines.definitions import (
         build_definitions,
         dataset_specs,
         has_cross_dataset,
     )
-    from pipelines.discovery import configured_models, discover
+    from pipelines.discovery import discover
     from pipelines.jobs import (
         CROSS_DATASET_JOB,
         build_jobs,
         build_observation_jobs,
         partition_keys,
     )
-    from pipelines.resources import resource_from_env
 
-    resource = resource_from_env()
+    resource = _resource(args, home)
     defs = build_definitions(resource)
     started = time.perf_counter()
     reports = []
@@ -78,15 +85,15 @@ def run_main(args: argparse.Namespace) -> int:
             models = configured_models(settings)
             keys = partition_keys(ds, models)
             print(f"manifpt: dataset {ds.name!r} ({settings.profile} profile), models {models}, "
-                  f"spaces {list(settings.spaces)}, home {home}")
+                  f"spaces {list(settings.spaces)}, home {home.path}")
             # Observe the sources first: the automation then knows the versions everything was computed from.
             for job, partitioning in build_observation_jobs(ds) + build_jobs(ds):
                 for key in keys[partitioning]:
                     _execute(defs.resolve_job_def(job.name), key, instance)
-            reports.append(Path(home) / "store" / ds.name / "reports" / "report.md")
+            reports.append(resource.store(ds.name).paths.reports / "report.md")
         if has_cross_dataset(specs):  # last: it reads every dataset's attributors
             _execute(defs.resolve_job_def(CROSS_DATASET_JOB), None, instance)
-            reports.append(cross_dataset_path(Path(home) / "store") / "report.md")
+            reports.append(home.cross_dataset / "report.md")
     print(f"manifpt: finished in {time.perf_counter() - started:.1f} s")
     for report in reports:
         print(f"manifpt: report at {report}")
@@ -111,12 +118,20 @@ def _reused_count(result) -> str:
 
 def run_ui(args: argparse.Namespace) -> int:
     """Replace this process with ``dagster dev`` bound to 127.0.0.1, on the same store and instance."""
-    _prepare_env(args)
+    from pipelines.definitions import ENV_CONFIG, ENV_DEVICE, ENV_HOME, ENV_PROFILE
+
+    home = _home(args)
+    _prepare_instance(home)
+    resource = _resource(args, home)
+    resource.datasets()  # a bad config is reported here, not as a code location that fails to load
+    # The code location is another process: the resource's fields reach it through its environment.
+    env = dict(os.environ, **{ENV_HOME: resource.home, ENV_PROFILE: resource.profile,
+                              ENV_CONFIG: resource.config_file, ENV_DEVICE: resource.device})
     dagster = Path(sys.executable).with_name("dagster")
     cmd = [str(dagster), "dev", "-h", "127.0.0.1", "-p", str(args.port), "-w", str(REPO_ROOT / "workspace.yaml")]
-    print(f"manifpt: starting the Dagster UI at http://127.0.0.1:{args.port} (DAGSTER_HOME={os.environ['DAGSTER_HOME']})")
+    print(f"manifpt: starting the Dagster UI at http://127.0.0.1:{args.port} (DAGSTER_HOME={home.dagster})")
     os.chdir(REPO_ROOT)
-    os.execv(cmd[0], cmd)
+    os.execve(cmd[0], cmd, env)
     return 0  # not reached
 
 
@@ -131,14 +146,27 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--config", default=os.environ.get("MANIFPT_CONFIG"), help="TOML file overriding the profile")
         p.add_argument("--home", default=None, help="folder for store/ and dagster/ (default $MANIFPT_HOME or ./.manifpt)")
         p.add_argument("--device", default=None, choices=["auto", "cpu", "cuda"], help="compute device (default auto)")
+        p.add_argument("-v", "--verbose", action="store_true",
+                       help="also show the libraries' informational logs (by default only manifpt's)")
         if name == "ui":
             p.add_argument("--port", type=int, default=3000)
     return parser
 
 
+def configure_logging(verbose: bool) -> None:
+    """manifpt's own loggers at INFO; the libraries' (FAISS's loader probes, Dagster's, …) at WARNING unless
+    ``verbose``, so that a normal run shows no library chatter that reads like an error."""
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for name in PROJECT_LOGGERS:
+        logging.getLogger(name).setLevel(logging.INFO)
+    if not verbose:  # Dagster flags the beta APIs the definitions use at every load; they are not the user's to fix
+        warnings.filterwarnings("ignore", message=r".* is currently in beta")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(args.verbose)
     try:
         return {"run": run_main, "ui": run_ui}[args.command](args)
     except ManifptError as err:

@@ -1,14 +1,23 @@
 """The code location: every dataset's sources, assets and jobs, the cross-dataset asset, model discovery
-(sensor and schedule), the automation sensors and the resource."""
+(sensor and schedule), the automation sensors and the resource.
+
+``pipelines`` imports ``assets``, never the reverse: the assets, their partitions, automation conditions and
+resource are self-contained; this package wires them into definitions, jobs, sensors and the command line.
+"""
+
+import os
 
 import dagster as dg
 
 from assets import artifacts, attribution, cross, embedding, index, ingestion, sources
+from assets.partitions import DatasetSpec
+from assets.resources import DEFAULT_HOME, ManifptResource
 from pipelines.automation import automation_sensors
 from pipelines.discovery import build_discovery
 from pipelines.jobs import build_cross_dataset_job, build_jobs, build_observation_jobs
-from pipelines.partitions import DatasetSpec
-from pipelines.resources import ManifptResource, resource_from_env
+
+# What `manifpt ui` hands to the code location it starts (a separate process): read once, when it loads.
+ENV_HOME, ENV_PROFILE, ENV_CONFIG, ENV_DEVICE = "MANIFPT_HOME", "MANIFPT_PROFILE", "MANIFPT_CONFIG", "MANIFPT_DEVICE"
 
 STEP_MODULES = [sources, ingestion, embedding, index, artifacts, attribution]
 
@@ -45,5 +54,15 @@ def build_definitions(resource: ManifptResource) -> dg.Definitions:
 
 
 DISCOVERY_JOBS = {"observe_real", "observe_models"}  # what discovery may launch
+
+
+
+def resource_from_env() -> ManifptResource:
+    """The resource of a code location started by ``dagster dev`` / ``manifpt ui``: home, profile, config file
+    and device from ``MANIFPT_HOME``, ``_PROFILE``, ``_CONFIG``, ``_DEVICE`` (defaults: ``./.manifpt``, demo)."""
+    return ManifptResource(home=os.path.abspath(os.environ.get(ENV_HOME, DEFAULT_HOME)),
+                           profile=os.environ.get(ENV_PROFILE, "demo"), config_file=os.environ.get(ENV_CONFIG, ""),
+                           device=os.environ.get(ENV_DEVICE, ""))
+
 
 defs = build_definitions(resource_from_env())

@@ -16,32 +16,15 @@ from dataclasses import dataclass, field
 import dagster as dg
 from dagster._core.definitions.data_version import DATA_VERSION_TAG
 
-from manifpt_core.config import Settings
-from manifpt_core.errors import InputError
-from manifpt_core.sources import discover_benchmark
+from assets.partitions import DatasetSpec, models_partition_name
+from assets.resources import ManifptResource
+from manifpt_core.names import REAL
+from manifpt_core.steps.generators import configured_models, model_set_version
 from manifpt_core.store import remove_paths
-from manifpt_core.store.hashing import text_hash
-from pipelines.partitions import DatasetSpec, models_partition_name
-from pipelines.resources import ManifptResource
 
 logger = logging.getLogger(__name__)
 
 DISCOVERY_CRON = "0 * * * *"
-
-
-def configured_models(settings: Settings) -> list[str]:
-    """Zoo entries plus, for a folder source, every model folder beside ``real/``."""
-    models = [card.name for card in settings.zoo]
-    if settings.source.kind == "folder":
-        models += [name for name in discover_benchmark(settings.source.path) if name != "real"]
-    if len(set(models)) != len(models):
-        raise InputError(f"a model name is both a zoo entry and a folder: {sorted(models)}; rename one of them")
-    return sorted(models)
-
-
-def model_set_version(models) -> str:
-    """The data version of a dataset's set of models (its ``model_set`` source)."""
-    return text_hash("models:" + ",".join(sorted(models)))
 
 
 @dataclass
@@ -90,7 +73,9 @@ def discover(instance: dg.DagsterInstance, manifpt: ManifptResource) -> list[Dis
         if change.removed and settings.removed_models == "delete":
             store = manifpt.store(ds.name)
             for model in change.removed:
-                removed = remove_paths(store.model_paths(model, settings.spaces))
+                if model == REAL:  # a partition wrongly named `real`: never delete the real images with it
+                    continue
+                removed = remove_paths(store.paths.model_paths(model, settings.spaces))
                 logger.info("removed model %s of %s: deleted %d stored paths", model, ds.name, len(removed))
         found.append(change)
     return found

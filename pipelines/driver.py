@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 
 import dagster as dg
 
+from assets.resources import ManifptResource
 from pipelines.definitions import build_definitions
 from pipelines.jobs import OBSERVATIONS
-from pipelines.resources import ManifptResource
 
 logger = logging.getLogger(__name__)
 

@@ -2,8 +2,8 @@
 
 import dagster as dg
 
+from assets.partitions import DatasetSpec
 from pipelines.automation import GPU_TAG
-from pipelines.partitions import DatasetSpec
 
 # (job, assets, partitioning, uses the GPU, description) in dependency order; partitioning is
 # "none", "model", "space", "model_space" or "baseline".

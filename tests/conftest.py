@@ -1,4 +1,9 @@
-"""Shared fixtures: a small GM-CIFAR10-style folder benchmark made on the fly."""
+"""Shared fixtures: a small GM-CIFAR10-style folder benchmark made on the fly, the demo code location.
+
+Test modules never import from each other or from ``tests``: what they share lives here as fixtures.
+``benchmark_factory`` and ``png_writer`` are session-scoped (they only hand out functions), so
+module-scoped fixtures may use them too.
+"""
 
 from pathlib import Path
 
@@ -7,13 +12,13 @@ import pytest
 from PIL import Image
 
 
-def write_pngs(folder: Path, images: np.ndarray) -> None:
+def _write_pngs(folder: Path, images: np.ndarray) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     for i, img in enumerate(images):
         Image.fromarray(img[0]).save(folder / f"{i:04d}.png")
 
 
-def make_benchmark(root: Path, n_real: int = 180, n_model: int = 60, size: int = 12, seed: int = 0) -> Path:
+def _make_benchmark(root: Path, n_real: int = 180, n_model: int = 60, size: int = 12, seed: int = 0) -> Path:
     """Real images are smooth blobs in two classes (real/small, real/large by blob radius); model 'alpha'
     adds a checkerboard, 'beta' adds stripes: attributable."""
     rng = np.random.default_rng(seed)
@@ -27,13 +32,35 @@ def make_benchmark(root: Path, n_real: int = 180, n_model: int = 60, size: int =
     checker = 60.0 * ((yy + xx) % 2)
     stripes = 60.0 * (xx % 3 == 0)
     to_u8 = lambda x: np.clip(x, 0, 255).astype(np.uint8)[:, None]  # noqa: E731
-    write_pngs(root / "real" / "small", to_u8(blobs(n_real // 2, (1.5, 2.5))))
-    write_pngs(root / "real" / "large", to_u8(blobs(n_real - n_real // 2, (3.5, 5))))
-    write_pngs(root / "alpha", to_u8(blobs(n_model) + checker))
-    write_pngs(root / "beta", to_u8(blobs(n_model) + stripes))
+    _write_pngs(root / "real" / "small", to_u8(blobs(n_real // 2, (1.5, 2.5))))
+    _write_pngs(root / "real" / "large", to_u8(blobs(n_real - n_real // 2, (3.5, 5))))
+    _write_pngs(root / "alpha", to_u8(blobs(n_model) + checker))
+    _write_pngs(root / "beta", to_u8(blobs(n_model) + stripes))
     return root
 
 
+@pytest.fixture(scope="session")
+def png_writer():
+    """``png_writer(folder, images)``: one grey PNG per ``(n, 1, h, w)`` uint8 image, named 0000.png, 0001.png, …"""
+    return _write_pngs
+
+
+@pytest.fixture(scope="session")
+def benchmark_factory():
+    """``benchmark_factory(root, n_real=180, n_model=60, size=12, seed=0)``: a folder benchmark under ``root``
+    (real/small, real/large, alpha, beta); returns ``root``."""
+    return _make_benchmark
+
+
 @pytest.fixture
-def benchmark_root(tmp_path) -> Path:
-    return make_benchmark(tmp_path / "bench")
+def benchmark_root(tmp_path, benchmark_factory) -> Path:
+    return benchmark_factory(tmp_path / "bench")
+
+
+@pytest.fixture(scope="module")
+def demo_defs():
+    """The code location of the ``demo`` profile (two Fashion-MNIST datasets), built once per test module."""
+    from pipelines.definitions import build_definitions
+    from pipelines.resources import ManifptResource
+
+    return build_definitions(ManifptResource(profile="demo"))

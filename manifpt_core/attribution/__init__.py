@@ -9,13 +9,11 @@ Typical use::
     save_attributor(result, "attributor.pt"); result = load_attributor("attributor.pt")
 """
 
-from manifpt_core.attribution.device import resolve_device
 from manifpt_core.attribution.metrics import accuracy, confusion_matrix
 from manifpt_core.attribution.networks import MLP, SmallResNet
 from manifpt_core.attribution.persistence import load_attributor, save_attributor
 from manifpt_core.attribution.result import FitResult, FitSettings
 from manifpt_core.attribution.train import (
-    channel_stats,
     fit_attributor,
     predict,
     predict_logits,
@@ -28,13 +26,11 @@ __all__ = [
     "MLP",
     "SmallResNet",
     "accuracy",
-    "channel_stats",
     "confusion_matrix",
     "fit_attributor",
     "load_attributor",
     "predict",
     "predict_logits",
     "predict_proba",
-    "resolve_device",
     "save_attributor",
 ]

@@ -8,31 +8,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-
-class BasicBlock(nn.Module):
-    """Two 3x3 conv + BN layers with a residual connection (He et al., 2016)."""
-
-    def __init__(self, in_channels: int, out_channels: int, stride: int = 1) -> None:
-        super().__init__()
-        # bias=False: the following BatchNorm has its own shift, a conv bias would be redundant.
-        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, bias=False)
-        self.bn1 = nn.BatchNorm2d(out_channels)
-        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, stride=1, padding=1, bias=False)
-        self.bn2 = nn.BatchNorm2d(out_channels)
-        self.shortcut: nn.Module
-        if stride != 1 or in_channels != out_channels:
-            # Projection shortcut so the residual sum has matching shapes.
-            self.shortcut = nn.Sequential(
-                nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False),
-                nn.BatchNorm2d(out_channels),
-            )
-        else:
-            self.shortcut = nn.Identity()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = F.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        return F.relu(out + self.shortcut(x))
+from manifpt_core.torch_helpers import BasicBlock
 
 
 class SmallResNet(nn.Module):

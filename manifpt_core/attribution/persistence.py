@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +11,7 @@ import torch
 
 from manifpt_core.attribution.result import FitResult, FitSettings
 from manifpt_core.errors import InputError
+from manifpt_core.torch_helpers import load_tagged, save_torch
 
 FORMAT = "manifpt-attributor"
 FORMAT_VERSION = 2
@@ -20,16 +20,13 @@ _KEYS = ("format", "version", "state_dict", "mean", "std", "best_epoch", "best_v
 
 
 def save_attributor(result: FitResult, path: str | os.PathLike) -> Path:
-    """Write ``result`` to ``path`` atomically (temp file in the same directory, then os.replace).
+    """Write ``result`` to ``path`` atomically (see :func:`~manifpt_core.torch_helpers.save_torch`).
 
     Only tensors and plain Python values are stored, so :func:`load_attributor` can use
     ``torch.load(weights_only=True)``. Returns the path written.
     """
     if not isinstance(result, FitResult):
         raise InputError(f"result must be a FitResult, got {type(result).__name__}")
-    path = Path(path)
-    if not path.parent.is_dir():
-        raise InputError(f"cannot save attributor to {path}: directory {path.parent} does not exist")
     settings = dataclasses.asdict(result.settings)
     settings["widths"] = list(settings["widths"])
     settings["mlp_hidden"] = list(settings["mlp_hidden"])
@@ -48,35 +45,15 @@ def save_attributor(result: FitResult, path: str | os.PathLike) -> Path:
         # Plain ints/floats only: numpy scalars are rejected by the weights_only unpickler.
         "history": [{k: (int(v) if k == "epoch" else float(v)) for k, v in row.items()} for row in result.history],
     }
-    # Same directory so os.replace is an atomic rename on the same filesystem.
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(payload, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        # Remove the partial temp file, then let the original error propagate.
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-    return path
+    return save_torch(payload, path)
 
 
 def load_attributor(path: str | os.PathLike) -> FitResult:
     """Read an attributor written by :func:`save_attributor` (tensors land on the CPU)."""
     path = Path(path)
-    if not path.is_file():
-        raise InputError(f"attributor file {path} does not exist; train one and save it with save_attributor")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise InputError(f"cannot read attributor file {path} (corrupt or not a torch file): {exc}") from exc
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise InputError(f"{path} is not a manifpt attributor file (no format tag {FORMAT!r})")
-    if payload.get("version") != FORMAT_VERSION:
-        raise InputError(f"{path} has attributor format version {payload.get('version')!r}; "
-                         f"this manifpt reads version {FORMAT_VERSION}, retrain or upgrade")
+    payload = load_tagged(path, "attributor file", FORMAT, FORMAT_VERSION,
+                          fix="delete it, train the attributor again and save it",
+                          missing_fix="train an attributor and save it with save_attributor")
     missing = [k for k in _KEYS if k not in payload]
     if missing:
         raise InputError(f"attributor file {path} lacks fields {missing}; it is truncated or corrupt")

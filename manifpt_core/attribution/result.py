@@ -12,6 +12,7 @@ from torch import nn
 
 from manifpt_core.attribution.networks import MLP, ResNet50Attributor, SmallResNet
 from manifpt_core.errors import InputError
+from manifpt_core.settings_loader import positive, setting
 
 NETWORKS = ("small_resnet", "resnet50")
 
@@ -20,14 +21,14 @@ NETWORKS = ("small_resnet", "resnet50")
 class FitSettings:
     """Hyper-parameters of :func:`fit_attributor`; invalid values raise InputError."""
 
-    epochs: int = 10
-    batch_size: int = 128
-    lr: float = 1e-3
-    weight_decay: float = 1e-4
-    patience: int = 3  # epochs without a better validation accuracy before stopping
-    widths: tuple[int, ...] = (16, 32, 64)  # ResNet stages, for image-shaped artifacts
-    blocks_per_stage: int = 1
-    mlp_hidden: tuple[int, ...] = (512, 256)  # MLP hidden layers, for vector artifacts
+    epochs: int = positive(10)
+    batch_size: int = positive(128)
+    lr: float = positive(1e-3)
+    weight_decay: float = setting(1e-4, ge=0)
+    patience: int = positive(3)  # epochs without a better validation accuracy before stopping
+    widths: tuple[int, ...] = positive((16, 32, 64))  # ResNet stages, for image-shaped artifacts
+    blocks_per_stage: int = positive(1)
+    mlp_hidden: tuple[int, ...] = positive((512, 256))  # MLP hidden layers, for vector artifacts
     network: str = "small_resnet"  # image-shaped artifacts: "small_resnet" or "resnet50" (torchvision)
     weights: str | None = None  # resnet50 only: a local weights file to start from
 

@@ -15,13 +15,13 @@ from manifpt_core.attribution._checks import (
     check_labels,
     check_num_classes,
 )
-from manifpt_core.attribution.device import autocast_for, resolve_device
 from manifpt_core.attribution.metrics import accuracy, confusion_matrix
 from manifpt_core.attribution.persistence import load_attributor, save_attributor
 from manifpt_core.attribution.result import FitResult, FitSettings, build_network
 from manifpt_core.errors import InputError
+from manifpt_core.torch_helpers import autocast_for, channel_stats, per_channel, resolve_device
 
-# accuracy, confusion_matrix, save/load and resolve_device live in their own modules and are
+# accuracy, confusion_matrix, save/load, channel_stats and resolve_device live in other modules and are
 # re-exported here so the whole training API can be imported from one place.
 __all__ = [
     "FitResult",
@@ -39,36 +39,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-STD_FLOOR = 1e-6  # keeps constant channels (std 0) from dividing by zero
-_STATS_CHUNK = 1024  # samples per chunk when computing channel statistics
-
-
-def channel_stats(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-channel (images (N, C, H, W)) or per-feature (vectors (N, D)) mean and std as float32, std floored at 1e-6.
-
-    Computed chunk by chunk in float64 (merging chunk moments with Chan's formula) so
-    that no float64 copy of the whole array is ever made.
-    """
-    axes = (0, 2, 3) if x.ndim == 4 else (0,)
-    count, mean, m2 = 0, np.zeros(x.shape[1]), np.zeros(x.shape[1])
-    for start in range(0, len(x), _STATS_CHUNK):
-        chunk = x[start : start + _STATS_CHUNK].astype(np.float64)
-        n_b = chunk.size // x.shape[1]
-        mean_b = chunk.mean(axis=axes)
-        m2_b = ((chunk - _per_channel(mean_b, x.ndim)) ** 2).sum(axis=axes)
-        delta, total = mean_b - mean, count + n_b
-        mean = mean + delta * n_b / total
-        m2 = m2 + m2_b + delta**2 * count * n_b / total
-        count = total
-    std = np.maximum(np.sqrt(m2 / count), STD_FLOOR)
-    return mean.astype(np.float32), std.astype(np.float32)
-
-
-def _per_channel(values: np.ndarray | torch.Tensor, ndim: int) -> np.ndarray | torch.Tensor:
-    """Per-channel values shaped to broadcast over a batch of ``ndim`` dims."""
-    return values.reshape(1, -1, 1, 1) if ndim == 4 else values.reshape(1, -1)
-
 
 Augment = Callable[[np.ndarray, np.random.Generator], np.ndarray]  # (training batch, rng) -> new batch
 
@@ -180,8 +150,8 @@ def fit_attributor(
 
     mean, std = channel_stats(x_train)
     in_channels, input_ndim = x_train.shape[1], x_train.ndim
-    mean_t = _per_channel(torch.from_numpy(mean), input_ndim).to(device)
-    std_t = _per_channel(torch.from_numpy(std), input_ndim).to(device)
+    mean_t = per_channel(torch.from_numpy(mean), input_ndim).to(device)
+    std_t = per_channel(torch.from_numpy(std), input_ndim).to(device)
     torch.manual_seed(int(seed))
     order_gen = torch.Generator().manual_seed(int(seed))
     net = build_network(settings, in_channels, num_classes, input_ndim).to(device)
@@ -249,8 +219,8 @@ def predict_logits(
     x = check_artifacts(x, "x", in_channels=result.in_channels)
     device = resolve_device(device)
     net = result.build_network().to(device)
-    mean_t = _per_channel(torch.from_numpy(np.asarray(result.mean, np.float32)), x.ndim).to(device)
-    std_t = _per_channel(torch.from_numpy(np.asarray(result.std, np.float32)), x.ndim).to(device)
+    mean_t = per_channel(torch.from_numpy(np.asarray(result.mean, np.float32)), x.ndim).to(device)
+    std_t = per_channel(torch.from_numpy(np.asarray(result.std, np.float32)), x.ndim).to(device)
     logits, feats = _evaluate(net, x, mean_t, std_t, device, batch_size, return_features)
     if return_features:
         return logits.numpy(), feats.numpy()

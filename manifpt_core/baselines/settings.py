@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from manifpt_core.errors import InputError
+from manifpt_core.settings_loader import positive, setting
 
 # name -> (report label, classifier)
 CATALOGUE: dict[str, tuple[str, str]] = {
@@ -33,19 +34,20 @@ class BaselineSettings:
     """``baselines.*`` keys (docs/configuration.md; the choices are argued in docs/decisions.md)."""
 
     methods: tuple[str, ...] = tuple(CATALOGUE)
-    mccloskey_under: int = 0  # a pixel value <= this is under-exposed
-    mccloskey_over: int = 255  # a pixel value >= this is saturated
-    mccloskey_bins: int = 16  # intensity histogram bins per channel beside the two counts
-    mccloskey_c: float = 1.0  # inverse regularization of McCloskey's linear SVM
-    nataraj_levels: int = 256  # grey levels of the co-occurrence matrix (the paper's 256)
-    durall_c: float = 1.0  # inverse regularization of the logistic regression and the linear SVM
-    dzanic_fraction: float = 0.5  # the fitted high-frequency part: this top fraction of radii 1..Nyquist
-    dzanic_smooth: int = 3  # moving-average window (bins) over the log reduced spectrum before the fit
-    dzanic_k: int = 5  # neighbours of the k-NN classifier
-    blur_prob: float = 0.5
-    blur_sigma_max: float = 3.0
-    jpeg_prob: float = 0.5
-    jpeg_quality_min: int = 30
+    mccloskey_under: int = setting(0, ge=0, le=255)  # a pixel value <= this is under-exposed
+    mccloskey_over: int = setting(255, ge=0, le=255)  # a pixel value >= this is saturated
+    mccloskey_bins: int = setting(16, ge=1, le=256)  # intensity histogram bins per channel beside the two counts
+    mccloskey_c: float = positive(1.0)  # inverse regularization of McCloskey's linear SVM
+    nataraj_levels: int = setting(256, ge=2, le=256)  # grey levels of the co-occurrence matrix (the paper's 256)
+    durall_c: float = positive(1.0)  # inverse regularization of the logistic regression and the linear SVM
+    # The fitted high-frequency part: this top fraction of radii 1..Nyquist.
+    dzanic_fraction: float = setting(0.5, gt=0, le=1)
+    dzanic_smooth: int = setting(3, ge=1)  # moving-average window (bins) over the log reduced spectrum before the fit
+    dzanic_k: int = setting(5, ge=1)  # neighbours of the k-NN classifier
+    blur_prob: float = setting(0.5, ge=0, le=1)
+    blur_sigma_max: float = setting(3.0, ge=0)
+    jpeg_prob: float = setting(0.5, ge=0, le=1)
+    jpeg_quality_min: int = setting(30, ge=1, le=100)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "methods", tuple(self.methods))

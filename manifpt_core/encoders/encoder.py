@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -11,15 +10,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from manifpt_core.attribution.device import autocast_for
 from manifpt_core.encoders.networks import RESNET50_DIM, network_from_config
 from manifpt_core.encoders.preprocess import Preprocess, check_images
 from manifpt_core.encoders.settings import RESNET50_SIZE, SPACES, EncoderSettings
 from manifpt_core.encoders.training import train_encoder
 from manifpt_core.encoders.weights import IMAGENET_MEAN, IMAGENET_STD, load_resnet50
 from manifpt_core.errors import InputError
-from manifpt_core.store.atomic import atomic_path
-from manifpt_core.zoo.training import seeded
+from manifpt_core.torch_helpers import autocast_for, load_tagged, save_torch, seeded
 
 FORMAT = "manifpt-encoder"
 FORMAT_VERSION = 1
@@ -113,7 +110,7 @@ def build_encoder(space: str, settings: EncoderSettings, images: np.ndarray | No
 
 
 def save_encoder(encoder: Encoder, path: Path) -> None:
-    """Write ``encoder`` to one torch file at ``path`` atomically (temp file, then rename).
+    """Write ``encoder`` to ``path`` as one torch file, atomically (with ``torch_helpers.save_torch``).
 
     Only tensors and plain values are stored, so :func:`load_encoder` reads it with
     ``torch.load(weights_only=True)``.
@@ -127,26 +124,15 @@ def save_encoder(encoder: Encoder, path: Path) -> None:
         "card": encoder.card,
         "state_dict": {k: v.detach().cpu() for k, v in encoder.network.state_dict().items()},
     }
-    with atomic_path(Path(path)) as tmp, open(tmp, "wb") as handle:
-        torch.save(payload, handle)
-        handle.flush()
-        os.fsync(handle.fileno())
+    save_torch(payload, path)
 
 
 def load_encoder(path: Path) -> Encoder:
     """Read an encoder written by :func:`save_encoder` (its network on the CPU, in eval mode)."""
     path = Path(path)
-    if not path.is_file():
-        raise InputError(f"encoder file {path} does not exist; build the embedding space again")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises many types here (pickle, zip, runtime errors)
-        raise InputError(f"cannot read encoder file {path} (corrupt or not a torch file): {err}") from err
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise InputError(f"{path} is not a manifpt encoder file (no format tag {FORMAT!r})")
-    if payload.get("version") != FORMAT_VERSION:
-        raise InputError(f"{path} has encoder format version {payload.get('version')!r}; this manifpt reads "
-                         f"version {FORMAT_VERSION}; build the embedding space again")
+    payload = load_tagged(path, "encoder file", FORMAT, FORMAT_VERSION,
+                          fix="delete it and build the embedding space again",
+                          missing_fix="build the embedding space again")
     card = payload["card"]
     # Building the network draws its (overwritten) initial weights from the global RNG.
     with seeded(0, "cpu"):

@@ -10,8 +10,8 @@ import torchvision
 from torch import nn
 from torch.nn import functional as F
 
-from manifpt_core.attribution.networks import BasicBlock
 from manifpt_core.errors import InputError
+from manifpt_core.torch_helpers import BasicBlock
 
 ARCHS = ("small_resnet", "resnet50")
 RESNET50_DIM = 2048

@@ -11,6 +11,7 @@ from typing import Any
 
 from manifpt_core.encoders.preprocess import FILTERS
 from manifpt_core.errors import InputError
+from manifpt_core.settings_loader import Label, load, positive, setting
 
 SPACES = ("sl", "ssl")
 # Errors name the config key; the settings do not know their space unless built by from_dict.
@@ -64,16 +65,16 @@ class EncoderSettings:
     """
 
     weights: str | None = None
-    steps: int = 400
-    batch_size: int = 128
-    lr: float = 1e-3
-    weight_decay: float = 1e-4
-    feature_dim: int = 256
-    barlow_lambda: float = 5e-3
-    projector_dim: int = 512
-    image_size: tuple[int, int] | None = None
+    steps: int = positive(400)
+    batch_size: int = setting(128, ge=2)
+    lr: float = positive(1e-3)
+    weight_decay: float = setting(1e-4, ge=0)
+    feature_dim: int = positive(256)
+    barlow_lambda: float = setting(5e-3, ge=0)
+    projector_dim: int = positive(512)
+    image_size: tuple[int, int] | None = setting(None, ge=MIN_IMAGE_SIDE)
     resize_filter: str = "bilinear"
-    widths: tuple[int, ...] = (32, 64, 128)
+    widths: tuple[int, ...] = positive((32, 64, 128))
 
     def __post_init__(self) -> None:
         if self.weights is not None:
@@ -101,18 +102,25 @@ class EncoderSettings:
         object.__setattr__(self, "widths", _ints(self.widths, "widths", 1, None))
 
     @classmethod
-    def from_dict(cls, space: str, data: Mapping[str, Any]) -> EncoderSettings:
-        """Settings from the config table ``encoders.<space>``; errors name ``encoders.<space>.<key>``."""
+    def from_dict(cls, space: str, data: Mapping[str, Any], *, where: str = "", key: str | None = None,
+                  label: Label | None = None) -> EncoderSettings:
+        """Settings from the config table ``encoders.<space>``, checked by :func:`manifpt_core.settings_loader.load`.
+
+        Errors name ``encoders.<space>.<key>`` (or ``<key>.<name>`` when ``key`` is given), the value
+        and ``where`` the table came from; ``label`` maps a key path to the name shown.
+        """
         if space not in SPACES:
             raise InputError(f"unknown learned space {space!r}; valid spaces: {', '.join(SPACES)}")
-        valid = [f.name for f in dataclasses.fields(cls)]
-        unknown = sorted(str(k) for k in data if k not in valid)
-        if unknown:
-            raise InputError(f"unknown key(s) {unknown} in encoders.{space}; valid keys: {valid}")
-        try:
-            return cls(**data)
-        except InputError as err:
-            raise InputError(str(err).replace(_ANY_SPACE, f"encoders.{space}")) from None
+        key = f"encoders.{space}" if key is None else key
+        shown = label(key) if label else key
+
+        def make(**values: Any) -> EncoderSettings:
+            try:
+                return cls(**values)
+            except InputError as err:
+                raise InputError(str(err).replace(_ANY_SPACE, shown)) from None
+
+        return load(cls, data, where, key=key, label=label, make=make)
 
     @property
     def trained(self) -> bool:

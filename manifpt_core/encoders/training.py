@@ -19,8 +19,6 @@ from torch import nn
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
-from manifpt_core.attribution.device import autocast_for
-from manifpt_core.attribution.train import channel_stats
 from manifpt_core.encoders.barlow import (
     augment,
     augmentation_settings,
@@ -30,7 +28,7 @@ from manifpt_core.encoders.networks import EncoderNet, Projector
 from manifpt_core.encoders.preprocess import Preprocess
 from manifpt_core.encoders.settings import MIN_IMAGE_SIDE, EncoderSettings
 from manifpt_core.errors import InputError
-from manifpt_core.zoo.training import batch_indices, make_generator, seeded
+from manifpt_core.torch_helpers import autocast_for, batch_indices, channel_stats, make_generator, seeded
 
 logger = logging.getLogger(__name__)
 

@@ -12,6 +12,7 @@ from torch import nn
 from manifpt_core.encoders.networks import resnet50_trunk
 from manifpt_core.errors import InputError
 from manifpt_core.store.hashing import file_hash
+from manifpt_core.torch_helpers import load_torch
 
 logger = logging.getLogger(__name__)
 
@@ -57,11 +58,8 @@ def load_resnet50(path: str | Path, key: str, without: str = "to train an encode
     """
     path = require_weights_file(path, key, without)
     where = f"{key} = '{path}'"
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises many types here (pickle, zip, runtime errors)
-        raise InputError(f"{where} does not load as a torch weights file with weights_only=True "
-                         f"({type(err).__name__}: {err}); give a state_dict saved with torch.save") from err
+    payload = load_torch(path, f"ResNet-50 weights file {key} =",
+                         fix="give a state_dict saved with torch.save(model.state_dict(), path)")
     state = {k: v for k, v in _state_dict(payload, where).items() if not k.startswith("fc.")}
     net = resnet50_trunk()
     expected = net.state_dict()

@@ -6,16 +6,14 @@ built; ``settings()`` keeps only what changes results, because it enters fingerp
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
 from manifpt_core.errors import InputError
+from manifpt_core.settings_loader import setting
 
 BACKENDS = ("exact", "ivf", "hnsw")
-
-# The smallest valid value of each integer setting (nlist 0 means: chosen from N).
-_MINIMUM = {"candidates": 0, "nlist": 0, "nprobe": 1, "hnsw_m": 2, "ef_construction": 1, "ef_search": 1,
-            "recall_queries": 1, "query_block": 1}
 
 # Settings that change the returned neighbours, beyond backend and candidates.
 _RESULT_KEYS = {"exact": (), "ivf": ("nlist", "nprobe"), "hnsw": ("hnsw_m", "ef_construction", "ef_search")}
@@ -34,14 +32,14 @@ class SearchSettings:
     """
 
     backend: str = "exact"
-    candidates: int = 4
-    nlist: int = 0
-    nprobe: int = 16
-    hnsw_m: int = 32
-    ef_construction: int = 80
-    ef_search: int = 128
-    recall_queries: int = 1000
-    query_block: int = 4096
+    candidates: int = setting(4, ge=0)
+    nlist: int = setting(0, ge=0)  # 0: chosen from N
+    nprobe: int = setting(16, ge=1)
+    hnsw_m: int = setting(32, ge=2)
+    ef_construction: int = setting(80, ge=1)
+    ef_search: int = setting(128, ge=1)
+    recall_queries: int = setting(1000, ge=1)
+    query_block: int = setting(4096, ge=1)
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
@@ -55,3 +53,7 @@ class SearchSettings:
         """The JSON-safe settings that change which neighbours are found (the backend's own, no others)."""
         keys = ("backend", "candidates", *_RESULT_KEYS[self.backend])
         return {key: getattr(self, key) for key in keys}
+
+
+# The smallest valid value of each integer setting, as declared on its field (checked on direct construction too).
+_MINIMUM = {f.name: f.metadata["ge"] for f in dataclasses.fields(SearchSettings) if "ge" in f.metadata}

@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from manifpt_core.errors import InputError
 from manifpt_core.store.hashing import file_hash
-from manifpt_core.store.layout import NAME_RULE
+from manifpt_core.names import NAME_RULE, REAL
 
 logger = logging.getLogger(__name__)
 
@@ -240,7 +240,7 @@ def discover_benchmark(root: str | os.PathLike[str]) -> dict[str, Path]:
     for child in sorted(root.iterdir(), key=lambda p: p.name):
         if child.name.startswith(".") or not child.is_dir():
             continue
-        if child.name != "real" and not MODEL_NAME_PATTERN.match(child.name):
+        if child.name != REAL and MODEL_NAME_PATTERN.fullmatch(child.name) is None:
             raise InputError(
                 f"{child}: model folder name {child.name!r} does not match {MODEL_NAME_PATTERN.pattern} "
                 "(lowercase letters, digits, '_' and '-', at most 64 characters, starting with a letter or digit), "
@@ -248,15 +248,15 @@ def discover_benchmark(root: str | os.PathLike[str]) -> dict[str, Path]:
                 f"Fix: rename the folder (e.g. to {_suggest_model_name(child.name)!r}) or move it out of {root}."
             )
         models[child.name] = child
-    if "real" not in models:
+    if REAL not in models:
         raise InputError(
             f"Benchmark root {root} has no 'real' folder. Fix: put the real images in {root / 'real'}/ "
             "and each model's generated images in <root>/<model_name>/."
         )
     if len(models) == 1:
         logger.warning("Benchmark root %s has a 'real' folder but no model folder", root)
-    real = models.pop("real")
-    return {"real": real, **models}
+    real = models.pop(REAL)
+    return {REAL: real, **models}
 
 
 def folder_content_hash(folder: str | os.PathLike[str]) -> str:

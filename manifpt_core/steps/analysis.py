@@ -15,14 +15,15 @@ from sklearn.manifold import TSNE
 
 from manifpt_core.figures import save_embedding_map
 from manifpt_core.metrics.separability import nmi_per_factor
-from manifpt_core.steps.attribute import RAW, attributor_metrics, gather_inputs
+from manifpt_core.names import Method
+from manifpt_core.steps.attribute import CONTROL, gather_inputs
 from manifpt_core.store import Store
 
 TSNE_POINTS = 1500  # at most this many test samples per map (seeded draw): t-SNE is quadratic in them
 
 
-def _features(store: Store, method: str) -> tuple[np.ndarray, np.ndarray]:
-    stored = np.load(store.attributor(method) / attributor_metrics(store, method)["features_file"])
+def _features(store: Store, method: Method) -> tuple[np.ndarray, np.ndarray]:
+    stored = np.load(store.method_dir(method) / store.attributor(method).features_file)
     return stored["features"], stored["labels"]
 
 
@@ -30,15 +31,16 @@ def _draw(n: int, seed: int) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).permutation(n)[:TSNE_POINTS])
 
 
-def tsne_maps(store: Store, methods: list[str], classes: list[str], figures: Path, seed: int = 0) -> dict[str, str]:
+def tsne_maps(store: Store, methods: list[Method], classes: list[str], figures: Path, seed: int = 0
+              ) -> dict[str, str]:
     """One t-SNE map per method's test features, plus the raw pixels; ``{name: figure path relative to the report}``."""
     maps = {}
-    x, y = gather_inputs(store, RAW, classes)["test"]
+    x, y = gather_inputs(store, CONTROL, classes)["test"]
     sources = [("pixels", x.reshape(len(x), -1), y, "raw pixels")]
     for method in methods:
         features, labels = _features(store, method)
-        title = "raw-image control features" if method == RAW else f"{method} attributor features"
-        sources.append((method, features, labels, title))
+        title = "raw-image control features" if method.is_control else f"{method} attributor features"
+        sources.append((method.slug, features, labels, title))
     for name, values, labels, title in sources:
         rows = _draw(len(values), seed)
         perplexity = min(30.0, (len(rows) - 1) / 3)
@@ -49,7 +51,7 @@ def tsne_maps(store: Store, methods: list[str], classes: list[str], figures: Pat
     return maps
 
 
-def nmi_table(store: Store, methods: list[str], classes: list[str],
+def nmi_table(store: Store, methods: list[Method], classes: list[str],
               factors: dict[str, dict[str, str]], seed: int = 0) -> dict[str, dict[str, float]] | None:
     """NMI per design factor of each method's fingerprint features of the generated test samples.
 
@@ -65,7 +67,7 @@ def nmi_table(store: Store, methods: list[str], classes: list[str],
         generated = labels > 0  # label 0 is the real class: it has no design factors
         names = np.asarray(classes, dtype=object)[labels[generated]]
         nmi = nmi_per_factor(features[generated], names, factors, seed=seed)
-        table[method] = {k: (None if np.isnan(v) else v) for k, v in nmi.items()}  # JSON has no NaN
+        table[str(method)] = {k: (None if np.isnan(v) else v) for k, v in nmi.items()}  # JSON has no NaN
     return table
 
 

@@ -10,7 +10,6 @@ its k nearest reference points: ``knn_artifact``, ``knn_ids``, ``knn_dist``).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import zarr
@@ -18,32 +17,29 @@ from tqdm import tqdm
 
 from manifpt_core.artifacts import artifacts_of_block
 from manifpt_core.config import Settings
-from manifpt_core.steps.cache import Outcome, require_record, run_cached
 from manifpt_core.steps.index import open_searcher, recall_of
-from manifpt_core.store import Store, combine_hashes, create_rows, open_array, prefetch
+from manifpt_core.store import (
+    Outcome,
+    Store,
+    combine_hashes,
+    create_rows,
+    prefetch,
+    run_cached,
+)
 from manifpt_core.store.arrays import aligned_block_rows
+from manifpt_core.store.records import ArtifactsSummary
 
 ARTIFACT_VERSION = "2"
 
 
-def query_rows(store: Store, source: str) -> tuple[int, int]:
-    """``(first_row, n_rows)`` of a source's query samples in its embedding store."""
-    images = require_record(store.images(source), f"the images of {source!r} (ingestion)")
-    n = images["summary"]["n_samples"]
-    if source == "real":
-        n_ref = images["summary"]["n_reference"]
-        return n_ref, n - n_ref
-    return 0, n
-
-
-def materialize_artifacts(store: Store, settings: Settings, space: str, source: str) -> Outcome:
+def materialize_artifacts(store: Store, settings: Settings, space: str, source_name: str) -> Outcome[ArtifactsSummary]:
     """Write ``artifacts/<space>/<source>.zarr`` with the arrays of every artifact kind, plus query_row (N,)."""
-    emb = require_record(store.embeddings(space, source), f"the {source!r} embeddings in {space!r}")
-    index_record = require_record(store.index(space), f"the reference index in {space!r}")
+    source = store.source(source_name)
+    embeddings_hash, index_hash = source.embeddings_record(space).content_hash, store.index(space).content_hash
 
-    def compute(tmp: Path, fp: str) -> tuple[str, dict[str, Any]]:
-        first, n = query_rows(store, source)
-        queries = open_array(store.embeddings(space, source))
+    def compute(tmp: Path, fp: str) -> tuple[str, ArtifactsSummary]:
+        first, n = source.summary.query_start, source.summary.n_queries
+        queries = source.embeddings(space)
         dim, k, a = queries.shape[1], settings.artifacts.neighbours, settings.artifacts
         searcher = open_searcher(store, settings, space)
         shapes = {"artifact": ((n, dim), np.float32), "nn_id": ((n,), np.int64), "nn_dist": ((n,), np.float32),
@@ -55,7 +51,7 @@ def materialize_artifacts(store: Store, settings: Settings, space: str, source: 
                           for s in starts)
         group = zarr.open_group(store=str(tmp), mode="w", zarr_format=3)
         writers, dist_sum, knn_sum = {}, 0.0, 0.0
-        for s, block in tqdm(zip(starts, blocks), total=len(starts), desc=f"artifacts {source} in {space}",
+        for s, block in tqdm(zip(starts, blocks), total=len(starts), desc=f"artifacts {source.name} in {space}",
                              unit="block", leave=False):
             arrays = artifacts_of_block(searcher, block, a.kinds, a.knn_k, a.knn_reg)
             arrays["query_row"] = np.arange(first + s, first + s + len(block), dtype=np.int64)
@@ -66,14 +62,14 @@ def materialize_artifacts(store: Store, settings: Settings, space: str, source: 
                 writers[name].write(values)
             dist_sum += float(arrays["nn_dist"].astype(np.float64).sum())
             knn_sum += float(arrays["knn_dist"].sum()) if "knn_dist" in arrays else 0.0
-        summary = {"n_queries": n, "dim": dim, "n_reference": searcher.ntotal, "kinds": list(a.kinds),
-                   "mean_nn_dist": dist_sum / max(n, 1), "search_engine": searcher.engine, "index_kind": searcher.kind,
-                   "recall": recall_of(searcher, store, settings, space, source, first, n)}
-        if "knn" in a.kinds:
-            summary.update(knn_k=k, mean_knn_dist=knn_sum / max(n, 1))
+        knn = "knn" in a.kinds
+        summary = ArtifactsSummary(n_queries=n, dim=dim, n_reference=searcher.ntotal, kinds=list(a.kinds),
+                                   mean_nn_dist=dist_sum / max(n, 1), search_engine=searcher.engine,
+                                   index_kind=searcher.kind, recall=recall_of(searcher, settings, space, source),
+                                   knn_k=k if knn else None, mean_knn_dist=knn_sum / max(n, 1) if knn else None)
         return combine_hashes({name: w.content_hash() for name, w in writers.items()}), summary
 
-    return run_cached(store.artifacts(space, source), "artifacts", ARTIFACT_VERSION,
-                      {"embeddings": emb["content_hash"], "index": index_record["content_hash"]},
+    return run_cached(store.paths.artifacts(space, source.name), "artifacts", ARTIFACT_VERSION,
+                      {"embeddings": embeddings_hash, "index": index_hash},
                       {"chunk_rows": settings.chunk_rows, "search": settings.search.settings(),
-                       "artifacts": settings.artifacts.settings()}, compute)
+                       "artifacts": settings.artifacts.settings()}, compute, ArtifactsSummary)

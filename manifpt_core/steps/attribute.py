@@ -11,7 +11,6 @@ import json
 import logging
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -21,89 +20,90 @@ from manifpt_core.attribution import (
     fit_attributor,
     predict,
     predict_proba,
-    resolve_device,
     save_attributor,
 )
-from manifpt_core.config import Settings, parse_method
-from manifpt_core.errors import InputError, StoreError
+from manifpt_core.config import Settings
+from manifpt_core.errors import InputError
 from manifpt_core.figures import save_confusion_matrix, save_per_class_bars
 from manifpt_core.metrics.separability import fd_ratio, mean_std, open_set_auroc
+from manifpt_core.names import Method
 from manifpt_core.spaces import get_space
-from manifpt_core.steps.cache import Outcome, require_record, run_cached
-from manifpt_core.store import Store, combine_hashes, open_array, read_manifest
+from manifpt_core.store import (
+    SPLIT_NAMES,
+    Outcome,
+    Source,
+    Store,
+    class_names,
+    combine_hashes,
+    run_cached,
+)
 from manifpt_core.store.hashing import file_hash
+from manifpt_core.store.layout import METRICS_FILE
+from manifpt_core.store.records import (
+    AttributorMetrics,
+    MethodsSummary,
+    OpenSetResult,
+    SeedResult,
+)
+from manifpt_core.torch_helpers import resolve_device
 
 logger = logging.getLogger(__name__)
 
 ATTRIBUTOR_VERSION = "3"
 FEATURES_FILE = "test_features.npz"  # penultimate features and labels of the test set (first seed)
-ARTIFACT_ARRAYS = {"nearest": "artifact", "knn": "knn_artifact"}  # the stored array of each artifact kind
-RAW = "raw"  # the control: the same network on the raw images instead of artifacts
-SPLIT_NAMES = ("train", "val", "test")
+CONTROL = Method.control()  # the same network on the raw images instead of artifacts
+
+Split = dict[str, tuple[np.ndarray, np.ndarray]]
 
 
-def classes_for(models: list[str]) -> list[str]:
-    """Class names in label order: the real class first, then models sorted by name."""
-    if not models:
-        raise InputError("attribution needs at least one generative model; add a zoo entry or a model folder")
-    return ["real", *sorted(models)]
-
-
-def _splits(store: Store, source: str, rows: np.ndarray) -> np.ndarray:
-    table = read_manifest(store.source_manifest(source), ["row", "split"])
-    split_of_row = np.asarray(table.column("split").to_pylist(), dtype=object)
-    return split_of_row[rows]
-
-
-def _source_inputs(store: Store, method: str, source: str, pixels: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """(x, split per row) of one class's samples: its artifacts of one kind, or its raw images.
+def source_inputs(source: Source, method: Method, pixels: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """(x, split per row) of one class's samples: its artifacts of one kind, or (the control) its raw images.
 
     Image-shaped artifacts (and raw images) are (n, C, H, W); a learned space's are vectors (n, D).
     Raw images are float32 in [0, 1], or with ``pixels`` the stored uint8 values.
     """
-    images = require_record(store.images(source), f"the images of {source!r}")["summary"]
-    if method == RAW:
-        n_ref = images.get("n_reference", 0)  # the real reference rows are the manifold, not a class
-        rows = np.arange(n_ref, images["n_samples"])
-        x = open_array(store.images(source))[n_ref:]
+    if method.is_control:
+        x = source.query_images()
         if not pixels:
             x = x.astype(np.float32) / np.float32(255.0)
-        return x, _splits(store, source, rows)
-    space, kind = parse_method(method)
-    path = store.artifacts(space, source)
-    rows = open_array(path, "query_row")[:]
-    x = open_array(path, ARTIFACT_ARRAYS[kind])[:]
-    if get_space(space).image_shaped:
-        x = x.reshape((len(rows), *images["image_shape"]))
-    return x, _splits(store, source, rows)
+        return x, source.splits(source.query_rows())
+    artifacts = source.artifacts(method.space)
+    rows = artifacts.query_row[:]
+    x = artifacts.of_kind(method.kind)[:]
+    if get_space(method.space).image_shaped:
+        x = x.reshape((len(rows), *source.summary.shape))
+    return x, source.splits(rows)
 
 
-def gather_inputs(store: Store, method: str, classes: list[str],
-                  pixels: bool = False) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """(x, label) per split, labels being positions in ``classes`` (``pixels``: see :func:`_source_inputs`)."""
+def gather_inputs(store: Store, method: Method, classes: list[str], pixels: bool = False) -> Split:
+    """(x, label) per split, labels being positions in ``classes`` (``pixels``: see :func:`source_inputs`)."""
     data = {split: ([], []) for split in SPLIT_NAMES}
-    for label, source in enumerate(classes):
-        x, split = _source_inputs(store, method, source, pixels)
-        for name in SPLIT_NAMES:
-            mask = split == name
-            data[name][0].append(x[mask])
-            data[name][1].append(np.full(int(mask.sum()), label, dtype=np.int64))
+    for label, name in enumerate(classes):
+        x, split = source_inputs(store.source(name), method, pixels)
+        for split_name in SPLIT_NAMES:
+            mask = split == split_name
+            data[split_name][0].append(x[mask])
+            data[split_name][1].append(np.full(int(mask.sum()), label, dtype=np.int64))
     return {k: (np.concatenate(xs), np.concatenate(ys)) for k, (xs, ys) in data.items()}
 
 
-def train_attributors(store: Store, settings: Settings, method: str, models: list[str]) -> Outcome:
-    """Train one attributor per seed on a method's inputs (a space's artifacts of one kind, or the raw images).
+def input_hashes(store: Store, method: Method, classes: list[str]) -> dict[str, str]:
+    """The content hash of every class's input to a method: its images (control, baselines) or artifacts."""
+    if method.is_artifacts:
+        return {name: store.source(name).artifacts(method.space).record.content_hash for name in classes}
+    return {name: store.source(name).record.content_hash for name in classes}
 
-    ``method`` is ``RAW`` or a name made by ``config.method_name`` (``rgb``, ``rgb-knn``, ...).
-    """
-    classes = classes_for(models)
-    inputs = {}
-    for source in classes:
-        path = store.images(source) if method == RAW else store.artifacts(parse_method(method)[0], source)
-        inputs[source] = require_record(path, f"{'images' if method == RAW else 'artifacts'} of {source!r}")["content_hash"]
+
+def train_attributors(store: Store, settings: Settings, method: Method, models: list[str]
+                      ) -> Outcome[AttributorMetrics]:
+    """Train one attributor per seed on a method's inputs (a space's artifacts of one kind, or the raw images)."""
+    if method.is_baseline:
+        raise InputError(f"{method} is a baseline: run it with steps.run_baseline")
+    classes = class_names(models)
+    inputs = input_hashes(store, method, classes)
     fit = settings.attributor
 
-    def compute(tmp: Path, fp: str) -> tuple[str, dict[str, Any]]:
+    def compute(tmp: Path, fp: str) -> tuple[str, AttributorMetrics]:
         data = gather_inputs(store, method, classes)
         (x_tr, y_tr), (x_va, y_va), (x_te, y_te) = data["train"], data["val"], data["test"]
         device = resolve_device(settings.device)
@@ -114,49 +114,46 @@ def train_attributors(store: Store, settings: Settings, method: str, models: lis
             y_pred, features = predict(result, x_te, device=device, return_features=True)
             acc = accuracy(y_te, y_pred)
             matrices.append(confusion_matrix(y_te, y_pred, len(classes)))
-            per_seed.append({"seed": seed, "test_accuracy": acc, "fdr": fd_ratio(features, y_te, seed)["fdr"],
-                             "best_epoch": result.best_epoch, "best_val_accuracy": result.best_val_accuracy,
-                             "history": result.history})
+            per_seed.append(SeedResult(seed=seed, test_accuracy=acc, fdr=fd_ratio(features, y_te, seed)["fdr"],
+                                       best_epoch=result.best_epoch, best_val_accuracy=result.best_val_accuracy,
+                                       history=result.history))
             if seed == settings.seeds[0]:  # the features the report draws (t-SNE) and clusters (NMI)
                 np.savez(tmp / FEATURES_FILE, features=features, labels=y_te)
             save_attributor(result, tmp / f"seed{seed}.pt")
             weight_hashes[str(seed)] = file_hash(tmp / f"seed{seed}.pt")
             logger.info("attributor %s seed %d: test accuracy %.4f", method, seed, acc)
-        summary = {
-            "method": method,
-            "network": "resnet" if x_tr.ndim == 4 else "mlp",
-            "classes": classes,
-            "n_train": len(y_tr), "n_val": len(y_va), "n_test": len(y_te),
-            **seed_summary(tmp, method, classes, per_seed, matrices),
-            "open_set": _open_set(data, classes, settings, device, tmp),
-            "features_file": FEATURES_FILE,
-        }
-        (tmp / "metrics.json").write_text(json.dumps(summary, indent=2))
-        return combine_hashes(weight_hashes), summary
+        metrics = seed_metrics(tmp, str(method), "resnet" if x_tr.ndim == 4 else "mlp", classes, per_seed, matrices,
+                               n_split=(len(y_tr), len(y_va), len(y_te)),
+                               open_set=_open_set(data, classes, settings, device), features_file=FEATURES_FILE)
+        write_metrics(tmp, metrics)
+        return combine_hashes(weight_hashes), metrics
 
-    return run_cached(store.attributor(method), "attributor", ATTRIBUTOR_VERSION, inputs,
+    return run_cached(store.method_dir(method), "attributor", ATTRIBUTOR_VERSION, inputs,
                       {"fit": asdict(fit), "seeds": list(settings.seeds), "classes": classes,
-                       "open_set_holdout": open_set_holdout(settings, classes)}, compute)
+                       "open_set_holdout": open_set_holdout(settings, classes)}, compute, AttributorMetrics)
 
 
-def seed_summary(tmp: Path, method: str, classes: list[str], per_seed: list[dict[str, Any]],
-                 matrices: list[np.ndarray]) -> dict[str, Any]:
+def write_metrics(folder: Path, metrics: AttributorMetrics) -> None:
+    """``metrics.json``: what the report, the cross-dataset step and users read back as AttributorMetrics."""
+    (folder / METRICS_FILE).write_text(json.dumps(metrics.to_dict(), indent=2))
+
+
+def seed_metrics(tmp: Path, method: str, network: str, classes: list[str], per_seed: list[SeedResult],
+                 matrices: list[np.ndarray], n_split: tuple[int, int, int], **extra) -> AttributorMetrics:
     """Accuracy and FDR over seeds (mean ± sample std; one seed has an unknown std, None, not zero), the
     confusion matrix summed over seeds, per-class accuracy, and their figures written under ``tmp``."""
-    accuracy_mean, accuracy_std = mean_std([s["test_accuracy"] for s in per_seed])
-    fdr_mean, fdr_std = mean_std([s["fdr"] for s in per_seed])
+    accuracy_mean, accuracy_std = mean_std([s.test_accuracy for s in per_seed])
+    fdr_mean, fdr_std = mean_std([s.fdr for s in per_seed])
     confusion = np.sum(matrices, axis=0)
     per_class = (np.diag(confusion) / np.maximum(confusion.sum(axis=1), 1)).tolist()
     save_confusion_matrix(confusion, classes, f"{method}: test confusion (sum over seeds)", tmp / "confusion.png")
     save_per_class_bars(per_class, classes, f"{method}: test accuracy per class", tmp / "per_class.png")
-    return {"seeds": [s["seed"] for s in per_seed],
-            "accuracy_mean": accuracy_mean, "accuracy_std": accuracy_std,
-            "fdr_mean": fdr_mean, "fdr_std": fdr_std,
-            "per_class_accuracy": dict(zip(classes, per_class)),
-            "per_seed": per_seed,
-            "confusion": confusion.tolist(),
-            "confusion_png": "confusion.png",
-            "per_class_png": "per_class.png"}
+    n_train, n_val, n_test = n_split
+    return AttributorMetrics(
+        method=method, network=network, classes=classes, n_train=n_train, n_val=n_val, n_test=n_test,
+        seeds=[s.seed for s in per_seed], accuracy_mean=accuracy_mean, accuracy_std=accuracy_std,
+        fdr_mean=fdr_mean, fdr_std=fdr_std, per_class_accuracy=dict(zip(classes, per_class)), per_seed=per_seed,
+        confusion=confusion.tolist(), confusion_png="confusion.png", per_class_png="per_class.png", **extra)
 
 
 def open_set_holdout(settings: Settings, classes: list[str]) -> str | None:
@@ -173,8 +170,7 @@ def open_set_holdout(settings: Settings, classes: list[str]) -> str | None:
     return choice
 
 
-def _open_set(data: dict[str, tuple[np.ndarray, np.ndarray]], classes: list[str], settings: Settings,
-              device: str, tmp: Path) -> dict[str, Any] | None:
+def _open_set(data: Split, classes: list[str], settings: Settings, device: str) -> OpenSetResult | None:
     """Train (first seed) without one model; how well 1 - max softmax tells its test samples from known ones."""
     held = open_set_holdout(settings, classes)
     if held is None:
@@ -196,13 +192,25 @@ def _open_set(data: dict[str, tuple[np.ndarray, np.ndarray]], classes: list[str]
     score = 1.0 - predict_proba(result, x_te, device=device).max(axis=1)
     auroc = open_set_auroc(score[y_te != label], score[y_te == label])
     logger.info("open set without %s: AUROC %.4f", held, auroc)
-    return {"held_out": held, "score": "1 - max softmax", "auroc": auroc, "seed": settings.seeds[0],
-            "n_known": int((y_te != label).sum()), "n_unknown": int((y_te == label).sum())}
+    return OpenSetResult(held_out=held, score="1 - max softmax", auroc=auroc, seed=settings.seeds[0],
+                         n_known=int((y_te != label).sum()), n_unknown=int((y_te == label).sum()))
 
 
-def attributor_metrics(store: Store, method: str) -> dict[str, Any]:
-    """The stored metrics of a method's attributor (StoreError if it was never trained)."""
-    path = store.attributor(method) / "metrics.json"
-    if not path.is_file():
-        raise StoreError(f"no attributor metrics at {path}: materialize the attributor for {method!r} first")
-    return json.loads(path.read_text())
+def combine_outcomes(outcomes: list[Outcome[AttributorMetrics]]) -> Outcome[MethodsSummary]:
+    """One outcome for several attributors materialized together (a space's artifact kinds): its fingerprint and
+    content hash cover all of them, and its summary gives each method's headline numbers."""
+    keys = ("accuracy_mean", "accuracy_std", "fdr_mean", "n_test", "network", "open_set")
+    return Outcome(
+        step=outcomes[0].step, path=outcomes[0].path.parent,
+        fingerprint=combine_hashes({o.summary.method: o.fingerprint for o in outcomes}),
+        content_hash=combine_hashes({o.summary.method: o.content_hash for o in outcomes}),
+        reused=all(o.reused for o in outcomes), seconds=sum(o.seconds for o in outcomes),
+        summary=MethodsSummary({o.summary.method: {k: v for k, v in o.summary.to_dict().items() if k in keys}
+                                for o in outcomes}))
+
+
+def seed_table_markdown(metrics: list[AttributorMetrics]) -> str:
+    """Every seed's test accuracy, FDR and best epoch, one row a method and seed (Dagster metadata)."""
+    rows = [f"| {m.method} | {s.seed} | {100 * s.test_accuracy:.2f}% | {s.fdr:.2f} | "
+            f"{'-' if s.best_epoch is None else s.best_epoch} |" for m in metrics for s in m.per_seed]
+    return "\n".join(["| method | seed | test accuracy | FDR | best epoch |", "|---|---|---|---|---|", *rows])

@@ -12,14 +12,12 @@ import json
 import logging
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
 
 from manifpt_core.attribution import (
     accuracy,
     confusion_matrix,
     fit_attributor,
     predict,
-    resolve_device,
     save_attributor,
 )
 from manifpt_core.baselines import (
@@ -30,28 +28,35 @@ from manifpt_core.baselines import (
     standardized,
 )
 from manifpt_core.config import Settings
-from manifpt_core.errors import StoreError
 from manifpt_core.metrics.separability import fd_ratio
-from manifpt_core.steps.attribute import RAW, classes_for, gather_inputs, seed_summary
-from manifpt_core.steps.cache import Outcome, require_record, run_cached
-from manifpt_core.store import Store, combine_hashes
+from manifpt_core.names import Method
+from manifpt_core.steps.attribute import (
+    CONTROL,
+    gather_inputs,
+    input_hashes,
+    seed_metrics,
+    write_metrics,
+)
+from manifpt_core.store import Outcome, Store, class_names, combine_hashes, run_cached
 from manifpt_core.store.hashing import file_hash
+from manifpt_core.store.records import AttributorMetrics, SeedResult
+from manifpt_core.torch_helpers import resolve_device
 
 logger = logging.getLogger(__name__)
 
 BASELINE_VERSION = "1"
 
 
-def run_baseline(store: Store, settings: Settings, name: str, models: list[str]) -> Outcome:
+def run_baseline(store: Store, settings: Settings, name: str, models: list[str]) -> Outcome[AttributorMetrics]:
     """Features, classifier per seed, and test metrics of one baseline (``settings.baselines.methods``)."""
-    classes = classes_for(models)
-    inputs = {source: require_record(store.images(source), f"images of {source!r}")["content_hash"]
-              for source in classes}
+    method = Method.of_baseline(name)
+    classes = class_names(models)
+    inputs = input_hashes(store, method, classes)
     config = settings.baselines
     classifier, params = config.classifier(name), config.params(name)
 
-    def compute(tmp: Path, fp: str) -> tuple[str, dict[str, Any]]:
-        data = gather_inputs(store, RAW, classes, pixels=True)  # the control's images, as stored (uint8)
+    def compute(tmp: Path, fp: str) -> tuple[str, AttributorMetrics]:
+        data = gather_inputs(store, CONTROL, classes, pixels=True)  # the control's images, as stored (uint8)
         (x_tr, y_tr), (x_va, y_va), (x_te, y_te) = ((features_of(name, x, config), y) for x, y in
                                                     (data[s] for s in ("train", "val", "test")))
         tmp.mkdir(parents=True)
@@ -76,32 +81,20 @@ def run_baseline(store: Store, settings: Settings, name: str, models: list[str])
                          "history": result.history}
             acc = accuracy(y_te, y_pred)
             matrices.append(confusion_matrix(y_te, y_pred, len(classes)))
-            per_seed.append({"seed": seed, "test_accuracy": acc, "fdr": fd_ratio(features, y_te, seed)["fdr"], **extra})
+            per_seed.append(SeedResult(seed=seed, test_accuracy=acc, fdr=fd_ratio(features, y_te, seed)["fdr"], **extra))
             logger.info("baseline %s seed %d: test accuracy %.4f", name, seed, acc)
-        summary = {
-            "method": name,
-            "label": config.label(name),
-            "network": classifier,
-            "parameters": params,
-            "feature_shape": list(x_tr.shape[1:]),
-            "classes": classes,
-            "n_train": len(y_tr), "n_val": len(y_va), "n_test": len(y_te),
-            **seed_summary(tmp, name, classes, per_seed, matrices),
-            "open_set": None,
-        }
-        (tmp / "metrics.json").write_text(json.dumps(summary, indent=2))
-        hashes["metrics"] = combine_hashes({"per_seed": json.dumps(per_seed, sort_keys=True)})
-        return combine_hashes(hashes), summary
+        metrics = seed_metrics(tmp, name, classifier, classes, per_seed, matrices,
+                               n_split=(len(y_tr), len(y_va), len(y_te)), label=config.label(name),
+                               parameters=params, feature_shape=list(x_tr.shape[1:]))
+        write_metrics(tmp, metrics)
+        # Only the fields a seed has (a classical classifier has no epochs), so the hash is that of its metrics.
+        per_seed_json = json.dumps([{k: v for k, v in s.to_dict().items() if v is not None} for s in per_seed],
+                                   sort_keys=True)
+        hashes["metrics"] = combine_hashes({"per_seed": per_seed_json})
+        return combine_hashes(hashes), metrics
 
     step_settings = {"parameters": params, "seeds": list(settings.seeds), "classes": classes}
     if classifier == "cnn":
         step_settings["fit"] = asdict(settings.attributor)
-    return run_cached(store.baseline(name), "baseline", BASELINE_VERSION, inputs, step_settings, compute)
-
-
-def baseline_metrics(store: Store, name: str) -> dict[str, Any]:
-    """The stored metrics of a baseline (StoreError if it never ran)."""
-    path = store.baseline(name) / "metrics.json"
-    if not path.is_file():
-        raise StoreError(f"no baseline metrics at {path}: materialize the baseline {name!r} first")
-    return json.loads(path.read_text())
+    return run_cached(store.method_dir(method), "baseline", BASELINE_VERSION, inputs, step_settings, compute,
+                      AttributorMetrics)

@@ -17,38 +17,37 @@ from typing import Any
 
 import numpy as np
 
-from manifpt_core.attribution import accuracy, load_attributor, predict, resolve_device
-from manifpt_core.config import Settings, parse_method
+from manifpt_core.attribution import accuracy, load_attributor, predict
+from manifpt_core.config import Settings
 from manifpt_core.errors import InputError, StoreError
+from manifpt_core.formatting import format_mean_std
 from manifpt_core.metrics.separability import mean_std
-from manifpt_core.steps.attribute import (
-    RAW,
-    attributor_metrics,
-    classes_for,
-    gather_inputs,
+from manifpt_core.names import Method
+from manifpt_core.steps.attribute import CONTROL, gather_inputs, input_hashes
+from manifpt_core.store import (
+    Outcome,
+    Store,
+    class_names,
+    combine_hashes,
+    cross_dataset_dir,
+    run_cached,
 )
-from manifpt_core.steps.cache import Outcome, require_record, run_cached
-from manifpt_core.store import Store, combine_hashes, read_manifest
+from manifpt_core.store.records import CrossSummary
+from manifpt_core.torch_helpers import resolve_device
 
 logger = logging.getLogger(__name__)
 
 CROSS_VERSION = "1"
-CROSS_DIR = "cross_dataset"
-
-
-def cross_dataset_path(root: str | Path) -> Path:
-    """Where the cross-dataset report lives: beside the datasets, under the store root."""
-    return Path(root).absolute() / CROSS_DIR
 
 
 def shared_classes(train_models: list[str], test_models: list[str]) -> list[str]:
     """``real`` and the models of both datasets, by name: the classes a cross-dataset test can score."""
-    return classes_for(sorted(set(train_models) & set(test_models)))
+    return class_names(sorted(set(train_models) & set(test_models)))
 
 
-def pair_methods(train: Settings, test: Settings) -> list[str]:
+def pair_methods(train: Settings, test: Settings) -> list[Method]:
     """The methods both datasets have attributors and artifacts for, in the training dataset's order, then ``raw``."""
-    return [m for m in train.methods if m in test.methods] + [RAW]
+    return [m for m in train.methods if m in test.methods] + [CONTROL]
 
 
 def _check(stores: list[Store], settings: list[Settings], models_by_dataset: dict[str, list[str]]) -> list[str]:
@@ -63,8 +62,6 @@ def _check(stores: list[Store], settings: list[Settings], models_by_dataset: dic
     if len({store.root for store in stores}) > 1:
         raise InputError(f"the stores have different roots {sorted({str(s.root) for s in stores})}; "
                          "cross-dataset generalization writes beside the datasets under one root")
-    if CROSS_DIR in names:
-        raise InputError(f"a dataset named {CROSS_DIR!r} would share its folder with this report; rename it")
     missing = [name for name in names if name not in models_by_dataset]
     if missing:
         raise InputError(f"no model list for dataset(s) {missing}; models_by_dataset has {sorted(models_by_dataset)}")
@@ -73,47 +70,42 @@ def _check(stores: list[Store], settings: list[Settings], models_by_dataset: dic
             raise InputError(
                 f"datasets {a!r} ({sorted(models_by_dataset[a])}) and {b!r} ({sorted(models_by_dataset[b])}) share "
                 "no generative model; models are matched by name, so name the same architecture alike in both")
-    shapes = {name: require_record(store.images("real"), f"the real images of {name!r}")["summary"]["image_shape"]
-              for name, store in zip(names, stores)}
+    shapes = {name: store.real.summary.image_shape for name, store in zip(names, stores)}
     if len({tuple(shape) for shape in shapes.values()}) > 1:
         raise InputError(f"the datasets' images differ in shape {shapes}: an attributor takes one shape; "
                          "set `source.resize` to the same size for every dataset")
     return names
 
 
-def _test_count(store: Store, source: str) -> int:
-    """How many of a source's samples are in the test split (from its manifest)."""
-    return read_manifest(store.source_manifest(source), ["split"]).column("split").to_pylist().count("test")
-
-
-def _score(train: Store, test: Store, method: str, models: dict[str, list[str]], device: str) -> dict[str, Any]:
+def _score(train: Store, test: Store, method: Method, models: dict[str, list[str]], device: str) -> dict[str, Any]:
     """Accuracy of ``train``'s seed attributors on ``test``'s test split, over the classes both datasets have."""
-    metrics = attributor_metrics(train, method)
-    trained_on = metrics["classes"]
-    if trained_on != classes_for(models[train.dataset]):
-        raise StoreError(f"the {method!r} attributor of {train.dataset!r} knows classes {trained_on}, not "
-                         f"{classes_for(models[train.dataset])}: materialize {train.dataset!r}'s attributors again")
+    metrics = train.attributor(method)
+    trained_on = metrics.classes
+    if trained_on != class_names(models[train.dataset]):
+        raise StoreError(f"the {str(method)!r} attributor of {train.dataset!r} knows classes {trained_on}, not "
+                         f"{class_names(models[train.dataset])}: materialize {train.dataset!r}'s attributors again")
     shared = shared_classes(models[train.dataset], models[test.dataset])
     x, y_shared = gather_inputs(test, method, shared)["test"]
     # Labels are positions in the class list; the two datasets' lists differ when their models do.
     position = {name: i for i, name in enumerate(trained_on)}
     y = np.array([position[name] for name in shared], dtype=np.int64)[y_shared]
     per_seed = []
-    for seed in metrics["seeds"]:
-        attributor = load_attributor(train.attributor(method) / f"seed{seed}.pt")
+    for seed in metrics.seeds:
+        attributor = load_attributor(train.method_dir(method) / f"seed{seed}.pt")
         per_seed.append({"seed": seed, "accuracy": accuracy(y, predict(attributor, x, device=device))})
     mean, std = mean_std([s["accuracy"] for s in per_seed])
     dropped = sorted(set(models[test.dataset]) - set(models[train.dataset]))
     logger.info("%s: %s -> %s accuracy %.4f (in-dataset %.4f)", method, train.dataset, test.dataset, mean,
-                metrics["accuracy_mean"])
-    return {"train": train.dataset, "test": test.dataset, "method": method, "classes": shared,
+                metrics.accuracy_mean)
+    return {"train": train.dataset, "test": test.dataset, "method": str(method), "classes": shared,
             "accuracy_mean": mean, "accuracy_std": std, "per_seed": per_seed, "n_test": len(y),
-            "dropped_models": dropped, "n_dropped": sum(_test_count(test, m) for m in dropped),
-            "in_dataset_mean": metrics["accuracy_mean"], "in_dataset_std": metrics["accuracy_std"],
-            "in_dataset_n_test": metrics["n_test"]}
+            "dropped_models": dropped, "n_dropped": sum(test.model(m).count("test") for m in dropped),
+            "in_dataset_mean": metrics.accuracy_mean, "in_dataset_std": metrics.accuracy_std,
+            "in_dataset_n_test": metrics.n_test}
 
 
-def cross_dataset(stores: list[Store], settings: list[Settings], models_by_dataset: dict[str, list[str]]) -> Outcome:
+def cross_dataset(stores: list[Store], settings: list[Settings], models_by_dataset: dict[str, list[str]]
+                  ) -> Outcome[CrossSummary]:
     """Test every dataset's attributors on every other dataset's test split: ``<root>/cross_dataset/report.*``.
 
     ``stores`` and ``settings`` name the same datasets in the same order, under one root;
@@ -126,41 +118,32 @@ def cross_dataset(stores: list[Store], settings: list[Settings], models_by_datas
     plan = [(a, b, method) for a, b in permutations(names, 2) for method in pair_methods(setting[a], setting[b])]
     inputs = {}
     for a, b, method in plan:
-        inputs[f"{a}/attributor/{method}"] = require_record(store[a].attributor(method),
-                                                            f"{a!r}'s attributor for {method!r}")["content_hash"]
-        for source in shared_classes(models[a], models[b]):
-            if method == RAW:
-                key, path, what = f"{b}/images/{source}", store[b].images(source), "images"
-            else:
-                space = parse_method(method)[0]
-                key, path, what = f"{b}/artifacts/{space}/{source}", store[b].artifacts(space, source), "artifacts"
-            inputs[key] = require_record(path, f"{b!r}'s {what} of {source!r}")["content_hash"]
+        inputs[f"{a}/attributor/{method}"] = store[a].attributor_record(method).content_hash
+        prefix = f"{b}/images" if method.is_control else f"{b}/artifacts/{method.space}"
+        for source, content_hash in input_hashes(store[b], method, shared_classes(models[a], models[b])).items():
+            inputs[f"{prefix}/{source}"] = content_hash
 
-    def compute(tmp: Path, fp: str) -> tuple[str, dict[str, Any]]:
+    def compute(tmp: Path, fp: str) -> tuple[str, CrossSummary]:
         rows = [_score(store[a], store[b], method, models, resolve_device(setting[a].device)) for a, b, method in plan]
         report = {"datasets": names, "models": models, "rows": rows, "inputs": inputs, "fingerprint": fp}
         tmp.mkdir(parents=True)
         (tmp / "report.json").write_text(json.dumps(report, indent=2))
         (tmp / "report.md").write_text(render_markdown(report))
-        summary = {"datasets": names,
-                   "rows": [{k: r[k] for k in ("train", "test", "method", "accuracy_mean", "accuracy_std", "n_test",
-                                               "in_dataset_mean")} for r in rows]}
+        summary = CrossSummary(datasets=names, rows=[
+            {k: r[k] for k in ("train", "test", "method", "accuracy_mean", "accuracy_std", "n_test", "in_dataset_mean")}
+            for r in rows])
         return combine_hashes({"report": json.dumps(report, sort_keys=True)}), summary
 
-    return run_cached(cross_dataset_path(stores[0].root), "cross_dataset", CROSS_VERSION, inputs,
-                      {"datasets": names, "models": models, "methods": sorted({m for _, _, m in plan})}, compute)
-
-
-def _fmt(mean: float, std: float | None) -> str:
-    # A single seed has no spread: ± only with several seeds.
-    return f"{100 * mean:.2f}" + (f" ± {100 * std:.2f}" if std is not None else "")
+    return run_cached(cross_dataset_dir(stores[0].root), "cross_dataset", CROSS_VERSION, inputs,
+                      {"datasets": names, "models": models, "methods": sorted({str(m) for _, _, m in plan})}, compute,
+                      CrossSummary)
 
 
 def generalization_table(rows: list[dict[str, Any]]) -> str:
     """Markdown laid out as the paper's Table 4: a row per method, a column per "train → test" pair."""
     pairs = list(dict.fromkeys((r["train"], r["test"]) for r in rows))
     methods = list(dict.fromkeys(r["method"] for r in rows))
-    cell = {(r["method"], r["train"], r["test"]): _fmt(r["accuracy_mean"], r["accuracy_std"]) for r in rows}
+    cell = {(r["method"], r["train"], r["test"]): format_mean_std(r["accuracy_mean"], r["accuracy_std"], 100) for r in rows}
     lines = ["| method | " + " | ".join(f"{a} → {b}" for a, b in pairs) + " |", "|---" * (len(pairs) + 1) + "|"]
     lines += [f"| {m} | " + " | ".join(cell.get((m, a, b), "n/a") for a, b in pairs) + " |" for m in methods]
     return "\n".join(lines)
@@ -188,8 +171,8 @@ def render_markdown(report: dict[str, Any]) -> str:
     ]
     for r in rows:
         dropped = f"{r['n_dropped']} ({', '.join(r['dropped_models'])})" if r["dropped_models"] else "0"
-        lines.append(f"| {r['method']} | {r['train']} → {r['test']} | {_fmt(r['accuracy_mean'], r['accuracy_std'])} | "
-                     f"{_fmt(r['in_dataset_mean'], r['in_dataset_std'])} | "
+        lines.append(f"| {r['method']} | {r['train']} → {r['test']} | {format_mean_std(r['accuracy_mean'], r['accuracy_std'], 100)} | "
+                     f"{format_mean_std(r['in_dataset_mean'], r['in_dataset_std'], 100)} | "
                      f"{100 * (r['in_dataset_mean'] - r['accuracy_mean']):.2f} | {r['n_test']} | {dropped} |")
     lines += ["", "## Classes", ""]
     pairs = dict.fromkeys((r["train"], r["test"], ", ".join(r["classes"])) for r in rows)

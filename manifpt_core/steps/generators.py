@@ -9,57 +9,78 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from manifpt_core.attribution import resolve_device
 from manifpt_core.config import Settings
 from manifpt_core.errors import InputError
 from manifpt_core.figures import save_image_grid
+from manifpt_core.names import REAL, check_model_name
 from manifpt_core.sources import discover_benchmark, folder_content_hash
-from manifpt_core.steps.cache import Outcome, require_record, run_cached
-from manifpt_core.store import Store, array_bytes_hash, canonical_json, open_array
+from manifpt_core.store import (
+    Outcome,
+    Store,
+    array_bytes_hash,
+    canonical_json,
+    run_cached,
+)
 from manifpt_core.store.hashing import text_hash
+from manifpt_core.store.layout import CHECKPOINT_FILE, GRID_FILE
+from manifpt_core.store.records import GeneratorSummary
+from manifpt_core.torch_helpers import resolve_device
 from manifpt_core.zoo import ModelCard, get_family, load_checkpoint, save_checkpoint
 
 logger = logging.getLogger(__name__)
 
 GENERATOR_VERSION = "1"
-CHECKPOINT = "checkpoint.pt"
-GRID = "samples.png"
 
 
-def materialize_generator(store: Store, settings: Settings, model: str) -> Outcome:
+def materialize_generator(store: Store, settings: Settings, model: str) -> Outcome[GeneratorSummary]:
     """Train (zoo entry) or fingerprint (model folder) one generative model."""
-    real = require_record(store.images("real"), "the real images (ingestion)")
+    store.model(model)  # checks the name: `real` is not a model
     card = settings.card(model)
     if card is None:
         return _observe_folder(store, settings, model)
-    inputs = {"real_images": real["content_hash"]}
+    inputs = {"real_images": store.real.record.content_hash}
 
-    def compute(tmp: Path, fp: str) -> tuple[str, dict[str, Any]]:
-        n_ref = real["summary"]["n_reference"]
-        reference = open_array(store.images("real"))[:n_ref]  # reference rows come first
+    def compute(tmp: Path, fp: str) -> tuple[str, GeneratorSummary]:
+        reference = store.real.reference_images()
         device = resolve_device(settings.device)
         state = get_family(card.family).train(reference, card, device=device, progress=True)
         tmp.mkdir(parents=True)
-        save_checkpoint(state, tmp / CHECKPOINT)
+        save_checkpoint(state, tmp / CHECKPOINT_FILE)
         (tmp / "card.json").write_text(json.dumps(card.to_dict(), indent=2, sort_keys=True))
         shape = tuple(int(v) for v in reference.shape[1:])
         preview = get_family(card.family).sample(state, card, shape, 64, seed=card.seed, device=device)
-        save_image_grid(preview, tmp / GRID)
+        save_image_grid(preview, tmp / GRID_FILE)
         content_hash = array_bytes_hash(np.concatenate([t.detach().cpu().numpy().ravel().view(np.uint8)
                                                         for t in state.values()]))
-        return content_hash, {"kind": "zoo", "family": card.family, "image_shape": list(shape),
-                              "trained_on": n_ref, "card": card.to_dict(), "grid": GRID}
+        return content_hash, GeneratorSummary(kind="zoo", family=card.family, image_shape=list(shape),
+                                              trained_on=len(reference), card=card.to_dict(), grid=GRID_FILE)
 
-    return run_cached(store.generator(model), "generator", GENERATOR_VERSION, inputs,
-                      {"card": card.to_dict(), "device_kind": "any"}, compute)
+    return run_cached(store.paths.generator(model), "generator", GENERATOR_VERSION, inputs,
+                      {"card": card.to_dict(), "device_kind": "any"}, compute, GeneratorSummary)
+
+
+def configured_models(settings: Settings) -> list[str]:
+    """The dataset's generative models: its zoo entries plus, for a folder source, every model folder."""
+    models = [card.name for card in settings.zoo]
+    if settings.source.kind == "folder":
+        models += [check_model_name(name, f"the folder {name!r}") for name in discover_benchmark(settings.source.path)
+                   if name != REAL]
+    if len(set(models)) != len(models):
+        raise InputError(f"a model name is both a zoo entry and a folder: {sorted(models)}; rename one of them")
+    return sorted(models)
+
+
+def model_set_version(models: list[str]) -> str:
+    """The version of a dataset's set of models: it changes when a model is added or removed."""
+    return text_hash("models:" + ",".join(sorted(models)))
 
 
 def model_folder(settings: Settings, model: str) -> Path:
     """The folder of a model that is not a zoo entry; an unknown model names both ways to add it."""
+    check_model_name(model)
     folders = discover_benchmark(settings.source.path) if settings.source.kind == "folder" else {}
     if model not in folders:
         raise InputError(
@@ -72,27 +93,28 @@ def model_folder(settings: Settings, model: str) -> Path:
 def model_source_hash(settings: Settings, model: str) -> str:
     """The version of what defines a model: its zoo card (family, seed, factors, training settings), or the
     content of its folder. Observed by the ``model_source`` asset; it changes exactly when the model does."""
-    card = settings.card(model)
+    card = settings.card(check_model_name(model))
     if card is not None:
         return text_hash("zoo-card:" + canonical_json(card.to_dict()))
     return folder_content_hash(model_folder(settings, model))
 
 
-def _observe_folder(store: Store, settings: Settings, model: str) -> Outcome:
+def _observe_folder(store: Store, settings: Settings, model: str) -> Outcome[GeneratorSummary]:
     folder = model_folder(settings, model)
     folder_hash = folder_content_hash(folder)
 
-    def compute(tmp: Path, fp: str) -> tuple[str, dict[str, Any]]:
+    def compute(tmp: Path, fp: str) -> tuple[str, GeneratorSummary]:
         tmp.mkdir(parents=True)
-        return folder_hash, {"kind": "folder", "folder": str(folder)}
+        return folder_hash, GeneratorSummary(kind="folder", folder=str(folder))
 
-    return run_cached(store.generator(model), "generator", GENERATOR_VERSION, {"folder": folder_hash}, {}, compute)
+    return run_cached(store.paths.generator(model), "generator", GENERATOR_VERSION, {"folder": folder_hash}, {},
+                      compute, GeneratorSummary)
 
 
-def sample_generator(card: ModelCard, generator_dir: Path, n: int, device: str) -> np.ndarray:
+def sample_generator(store: Store, card: ModelCard, n: int, device: str) -> np.ndarray:
     """``n`` uint8 samples from a trained zoo entry (seeded by the card, so reproducible)."""
-    record = require_record(generator_dir, f"the generator {card.name!r}")
-    state = load_checkpoint(generator_dir / CHECKPOINT)
-    shape = tuple(record["summary"]["image_shape"])
+    record = store.generator(card.name)
+    state = load_checkpoint(store.paths.generator(card.name) / CHECKPOINT_FILE)
+    shape = tuple(record.summary.image_shape)
     # Samples use seed + 1, so they are not the preview grid's images.
     return get_family(card.family).sample(state, card, shape, n, seed=card.seed + 1, device=resolve_device(device))

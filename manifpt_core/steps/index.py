@@ -15,20 +15,14 @@ import faiss
 import numpy as np
 
 from manifpt_core import search
-from manifpt_core.attribution import resolve_device
 from manifpt_core.config import Settings
-from manifpt_core.steps.cache import Outcome, require_record, run_cached
-from manifpt_core.store import Store, open_array
+from manifpt_core.store import Outcome, Source, Store, run_cached
 from manifpt_core.store.hashing import file_hash
+from manifpt_core.store.layout import CARD_FILE, INDEX_FILE
+from manifpt_core.store.records import IndexSummary
+from manifpt_core.torch_helpers import resolve_device
 
 INDEX_VERSION = "2"
-INDEX_FILE = "index.faiss"
-
-
-def reference_vectors(store: Store, space: str) -> np.ndarray:
-    """The reference rows (the first ``n_reference`` real rows) of a space's real embeddings."""
-    real = require_record(store.images("real"), "the real images (ingestion)")
-    return np.ascontiguousarray(open_array(store.embeddings(space, "real"))[: real["summary"]["n_reference"]])
 
 
 def sample_rows(first: int, n: int, size: int, seed: int) -> np.ndarray:
@@ -37,41 +31,42 @@ def sample_rows(first: int, n: int, size: int, seed: int) -> np.ndarray:
     return first + np.sort(rows)
 
 
-def recall_of(searcher: search.Searcher, store: Store, settings: Settings, space: str, source: str,
-              first: int, n: int) -> dict[str, Any] | None:
+def recall_of(searcher: search.Searcher, settings: Settings, space: str, source: Source) -> dict[str, Any] | None:
     """recall@1 of an approximate searcher on a seeded sample of a source's query rows; None for exact search."""
+    summary = source.summary
+    first, n = summary.query_start, summary.n_queries
     if searcher.exact or n == 0:
         return None
     rows = sample_rows(first, n, settings.search.recall_queries, settings.data_seed)
-    queries = open_array(store.embeddings(space, source)).get_orthogonal_selection((rows, slice(None)))
+    queries = source.embeddings(space).get_orthogonal_selection((rows, slice(None)))
     return search.measure_recall(searcher, np.ascontiguousarray(queries), len(rows), seed=settings.data_seed)
 
 
-def build_index(store: Store, settings: Settings, space: str) -> Outcome:
+def build_index(store: Store, settings: Settings, space: str) -> Outcome[IndexSummary]:
     """Write ``index/<space>/index.faiss`` and ``card.json`` (space, D, N, kind, recall, fingerprint)."""
-    emb = require_record(store.embeddings(space, "real"), f"the real embeddings in {space!r}")
+    real = store.real
+    embeddings_hash = real.embeddings_record(space).content_hash
 
-    def compute(tmp: Path, fp: str) -> tuple[str, dict[str, Any]]:
-        reference = reference_vectors(store, space)
+    def compute(tmp: Path, fp: str) -> tuple[str, IndexSummary]:
+        reference = real.reference_embeddings(space)
         index = search.build_index(reference, settings.search, seed=settings.data_seed)
         tmp.mkdir(parents=True)
         search.save_index(index, tmp / INDEX_FILE)
-        card = {"space": space, "dim": int(reference.shape[1]), "n": int(reference.shape[0]),
-                "kind": search.index_kind(index), "search": settings.search.settings(), "fingerprint": fp}
-        real = require_record(store.images("real"), "the real images")["summary"]
         searcher = search.Searcher(index, settings.search, resolve_device(settings.device))
-        card["recall"] = recall_of(searcher, store, settings, space, "real", real["n_reference"], real["n_real_class"])
-        (tmp / "card.json").write_text(json.dumps(card, indent=2))
+        card = IndexSummary(space=space, dim=int(reference.shape[1]), n=int(reference.shape[0]),
+                            kind=search.index_kind(index), search=settings.search.settings(), fingerprint=fp,
+                            recall=recall_of(searcher, settings, space, real))
+        (tmp / CARD_FILE).write_text(json.dumps(card.to_dict(), indent=2))
         return file_hash(tmp / INDEX_FILE), card
 
-    return run_cached(store.index(space), "index", INDEX_VERSION, {"real_embeddings": emb["content_hash"]},
-                      {"search": settings.search.settings()}, compute)
+    return run_cached(store.paths.index(space), "index", INDEX_VERSION, {"real_embeddings": embeddings_hash},
+                      {"search": settings.search.settings()}, compute, IndexSummary)
 
 
 def load_index(store: Store, space: str) -> faiss.Index:
     """Read a built index back from the store."""
-    require_record(store.index(space), f"the reference index in {space!r}")
-    return search.load_index(store.index(space) / INDEX_FILE)
+    store.index(space)  # a clear error when it was never built
+    return search.load_index(store.paths.index(space) / INDEX_FILE)
 
 
 def open_searcher(store: Store, settings: Settings, space: str) -> search.Searcher:

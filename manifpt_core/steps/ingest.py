@@ -17,6 +17,7 @@ import numpy as np
 
 from manifpt_core.config import Settings
 from manifpt_core.errors import InputError
+from manifpt_core.names import REAL
 from manifpt_core.sources import (
     Resize,
     fashion_mnist_dir,
@@ -26,18 +27,20 @@ from manifpt_core.sources import (
     load_image_folder,
 )
 from manifpt_core.sources.idx import FASHION_MNIST_SPLITS
-from manifpt_core.steps.cache import Outcome, require_record, run_cached
 from manifpt_core.steps.generators import model_folder, sample_generator
-from manifpt_core.steps.sanity import FD_SPACE, frechet_to_real, real_floor, real_splits
+from manifpt_core.steps.sanity import FD_SPACE, frechet_to_real, real_floor
 from manifpt_core.store import (
+    Outcome,
     Store,
     assign_splits,
     build_table,
     create_rows,
     manifest_record,
+    run_cached,
     write_manifest,
 )
 from manifpt_core.store.hashing import file_hash, rows_hash
+from manifpt_core.store.records import ImagesSummary
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +60,7 @@ def real_source_hash(settings: Settings) -> str:
         files = sorted(p for p in directory.iterdir() if p.name.split(".")[0] in
                        {name for pair in FASHION_MNIST_SPLITS.values() for name in pair})
         return hashlib.sha256("".join(f"{p.name}:{file_hash(p)}" for p in files).encode()).hexdigest()
-    return folder_content_hash(Path(src.path) / "real")
+    return folder_content_hash(Path(src.path) / REAL)
 
 
 def _load_real(settings: Settings) -> tuple[np.ndarray, list[str], np.ndarray, np.ndarray, list[str], np.ndarray]:
@@ -78,7 +81,7 @@ def _load_real(settings: Settings) -> tuple[np.ndarray, list[str], np.ndarray, n
         return (train_x[keep_train], ref_origin, train_y[keep_train],
                 test_x[keep_test], cls_origin, test_y[keep_test])
     # A folder of real images has no given reference/class split: rank by origin hash, reference first.
-    images, paths = load_image_folder(Path(src.path) / "real", _resize(settings), progress=True)
+    images, paths = load_image_folder(Path(src.path) / REAL, _resize(settings), progress=True)
     origins = [f"real/{p}" for p in paths]
     n_class = min(settings.n_real_class, len(images) // 3)
     order = sorted(range(len(images)), key=lambda i: hashlib.sha256(origins[i].encode()).hexdigest())
@@ -105,9 +108,9 @@ def ingest_real(store: Store, settings: Settings) -> Outcome:
         "data_seed": settings.data_seed,
         "chunk_rows": settings.chunk_rows,
     }
-    manifest_path = store.source_manifest("real")
+    manifest_path = store.paths.source_manifest(REAL)
 
-    def compute(tmp: Path, fp: str) -> tuple[str, dict[str, Any]]:
+    def compute(tmp: Path, fp: str) -> tuple[str, ImagesSummary]:
         ref_x, ref_o, ref_y, cls_x, cls_o, cls_y = _load_real(settings)
         rng = np.random.default_rng(settings.data_seed)
         ref_i = _pick(len(ref_x), settings.n_reference, rng, "n_reference")
@@ -126,31 +129,26 @@ def ingest_real(store: Store, settings: Settings) -> Outcome:
         splits = ["reference"] * len(ref_i) + assign_splits([cls_o[i] for i in cls_i])
         content_hash = _write_images(tmp, images, settings.chunk_rows)
         floor = real_floor(images[: len(ref_i)], images[len(ref_i) :], settings.data_seed)
-        table = build_table("real", origins, hashes, splits, images.shape[1:], labels)
+        table = build_table(REAL, origins, hashes, splits, images.shape[1:], labels)
         write_manifest(table, manifest_path, {"fingerprint": fp, "content_hash": content_hash})
-        summary = {
-            "n_samples": len(images),
-            "n_reference": len(ref_i),
-            "n_real_class": len(cls_i),
-            "dropped_duplicates_of_reference": n_dupes,
-            "image_shape": list(images.shape[1:]),
-            "manifest": str(manifest_path),
-            "frechet_space": FD_SPACE,
-            "frechet_real_floor": floor,
-        }
-        return content_hash, summary
+        return content_hash, ImagesSummary(
+            n_samples=len(images), image_shape=list(images.shape[1:]), manifest=str(manifest_path),
+            frechet_space=FD_SPACE, n_reference=len(ref_i), n_real_class=len(cls_i),
+            dropped_duplicates_of_reference=n_dupes, frechet_real_floor=floor)
 
-    return _run_with_manifest(store, "real", manifest_path, inputs, step_settings, compute)
+    return _run_with_manifest(store, REAL, manifest_path, inputs, step_settings, compute)
 
 
-def _run_with_manifest(store, source, manifest_path, inputs, step_settings, compute) -> Outcome:
+def _run_with_manifest(store: Store, source: str, manifest_path: Path, inputs: dict[str, str],
+                       step_settings: dict[str, Any], compute) -> Outcome[ImagesSummary]:
     """run_cached for an image store whose manifest lives beside it, tied by the same fingerprint."""
 
     def manifest_matches(fp: str) -> bool:
         record = manifest_record(manifest_path)
         return record is not None and record.get("fingerprint") == fp
 
-    return run_cached(store.images(source), "ingest", INGEST_VERSION, inputs, step_settings, compute, manifest_matches)
+    return run_cached(store.paths.images(source), "ingest", INGEST_VERSION, inputs, step_settings, compute,
+                      ImagesSummary, manifest_matches)
 
 
 def _write_images(path: Path, images: np.ndarray, chunk_rows: int) -> str:
@@ -160,42 +158,43 @@ def _write_images(path: Path, images: np.ndarray, chunk_rows: int) -> str:
     return writer.content_hash()
 
 
-def load_model_images(settings: Settings, model: str, generator_dir: Path) -> tuple[np.ndarray, list[str]]:
+def load_model_images(store: Store, settings: Settings, model: str) -> tuple[np.ndarray, list[str]]:
     """The model's images: sampled from its zoo checkpoint, or read from its folder."""
     card = settings.card(model)
     if card is not None:
-        images = sample_generator(card, generator_dir, settings.n_per_model, settings.device)
+        images = sample_generator(store, card, settings.n_per_model, settings.device)
         return images, [f"zoo/{model}/{i}" for i in range(len(images))]
     images, paths = load_image_folder(model_folder(settings, model), _resize(settings), progress=True)
     return images, [f"{model}/{p}" for p in paths]
 
 
-def ingest_generated(store: Store, settings: Settings, model: str) -> Outcome:
+def ingest_generated(store: Store, settings: Settings, model: str) -> Outcome[ImagesSummary]:
     """A generative model's images → ``images/<model>.zarr`` + ``manifests/<model>.parquet``."""
-    real = require_record(store.images("real"), "the real images (ingestion)")
-    real_shape = tuple(real["summary"]["image_shape"])
+    source, real = store.model(model), store.real
+    real_record = real.record
     inputs = {
-        "generator": require_record(store.generator(model), f"the generator {model!r}")["content_hash"],
-        "real_images": real["content_hash"],  # the sanity distance is measured against them
+        "generator": store.generator(model).content_hash,
+        "real_images": real_record.content_hash,  # the sanity distance is measured against them
     }
     step_settings = {"n_per_model": settings.n_per_model, "chunk_rows": settings.chunk_rows,
                      "resize": settings.source.resize, "filter": settings.source.resize_filter}
-    manifest_path = store.source_manifest(model)
+    manifest_path = store.paths.source_manifest(source.name)
 
-    def compute(tmp: Path, fp: str) -> tuple[str, dict[str, Any]]:
-        images, origins = load_model_images(settings, model, store.generator(model))
-        if tuple(images.shape[1:]) != tuple(real_shape):
+    def compute(tmp: Path, fp: str) -> tuple[str, ImagesSummary]:
+        images, origins = load_model_images(store, settings, model)
+        real_shape = real_record.summary.shape
+        if tuple(images.shape[1:]) != real_shape:
             raise InputError(
                 f"model {model!r} images are {tuple(images.shape[1:])} (C, H, W) but the real images are "
-                f"{tuple(real_shape)}; set source.resize so that all sources share one size and channel count"
+                f"{real_shape}; set source.resize so that all sources share one size and channel count"
             )
         content_hash = _write_images(tmp, images, settings.chunk_rows)
         table = build_table(model, origins, rows_hash(images), assign_splits(origins), images.shape[1:])
         write_manifest(table, manifest_path, {"fingerprint": fp, "content_hash": content_hash})
-        fd = frechet_to_real(images, *real_splits(store, real["summary"]["n_reference"]))
+        fd = frechet_to_real(images, real.reference_images(), real.query_images())
         logger.info("%s: Fréchet distance to held-out real images %.3f (real floor %.3f)",
-                    model, fd, real["summary"]["frechet_real_floor"])
-        return content_hash, {"n_samples": len(images), "image_shape": list(images.shape[1:]),
-                              "manifest": str(manifest_path), "frechet_space": FD_SPACE, "frechet_to_real": fd}
+                    model, fd, real_record.summary.frechet_real_floor)
+        return content_hash, ImagesSummary(n_samples=len(images), image_shape=list(images.shape[1:]),
+                                           manifest=str(manifest_path), frechet_space=FD_SPACE, frechet_to_real=fd)
 
     return _run_with_manifest(store, model, manifest_path, inputs, step_settings, compute)

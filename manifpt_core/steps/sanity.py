@@ -12,15 +12,8 @@ from __future__ import annotations
 import numpy as np
 
 from manifpt_core.metrics import PCA_DIM, fit_pca, pixel_pca_frechet
-from manifpt_core.store import Store, open_array
 
 FD_SPACE = f"pixel_pca{PCA_DIM}"
-
-
-def real_splits(store: Store, n_reference: int) -> tuple[np.ndarray, np.ndarray]:
-    """(reference images, held-out real class images) from the stored real images."""
-    images = open_array(store.images("real"))[:]
-    return images[:n_reference], images[n_reference:]
 
 
 def frechet_to_real(images: np.ndarray, reference: np.ndarray, held_out: np.ndarray) -> float:

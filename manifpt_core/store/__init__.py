@@ -1,4 +1,5 @@
-"""The store: Zarr arrays, Parquet manifests, hashing and atomic commit."""
+"""The store: paths (``Layout``), typed views and records (``Store``), Zarr arrays, Parquet manifests,
+hashing, caching and atomic commit."""
 
 from manifpt_core.store.arrays import (
     RowWriter,
@@ -11,6 +12,15 @@ from manifpt_core.store.arrays import (
     write_record,
 )
 from manifpt_core.store.atomic import atomic_path, remove_paths
+from manifpt_core.store.cache import Outcome, load_record, require_record, run_cached
+from manifpt_core.store.dataset import (
+    SPLIT_NAMES,
+    Artifacts,
+    RealSource,
+    Source,
+    Store,
+    class_names,
+)
 from manifpt_core.store.hashing import (
     ArrayHasher,
     array_bytes_hash,
@@ -18,7 +28,7 @@ from manifpt_core.store.hashing import (
     combine_hashes,
     fingerprint,
 )
-from manifpt_core.store.layout import Store, check_name, default_home
+from manifpt_core.store.layout import Home, Layout, cross_dataset_dir
 from manifpt_core.store.manifest import (
     assign_splits,
     build_table,
@@ -28,26 +38,36 @@ from manifpt_core.store.manifest import (
 )
 
 __all__ = [
+    "SPLIT_NAMES",
     "ArrayHasher",
+    "Artifacts",
+    "Home",
+    "Layout",
+    "Outcome",
+    "RealSource",
     "RowWriter",
+    "Source",
     "Store",
     "array_bytes_hash",
     "assign_splits",
     "atomic_path",
-    "remove_paths",
     "build_table",
     "canonical_json",
-    "check_name",
+    "class_names",
     "combine_hashes",
     "create_rows",
-    "default_home",
+    "cross_dataset_dir",
     "fingerprint",
     "iter_blocks",
+    "load_record",
     "manifest_record",
     "open_array",
     "prefetch",
     "read_manifest",
     "read_record",
+    "remove_paths",
+    "require_record",
+    "run_cached",
     "write_behind",
     "write_manifest",
     "write_record",

@@ -1,81 +1,102 @@
-"""Where each product lives in the store: readable names under one root."""
+"""Where each product lives: the only module that builds store paths.
+
+``Home`` is a user's folder (``store/`` for the feature store, ``dagster/`` for
+the Dagster instance); ``Layout`` names every product of one dataset under the
+store root. Names are checked here, since they become directory names.
+"""
 
 from __future__ import annotations
 
-import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from manifpt_core.errors import InputError
+from manifpt_core.names import REAL, check_model_name, check_name
 
-DEFAULT_HOME = ".manifpt"
-NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
-NAME_RULE = re.compile(NAME_PATTERN)
-
-
-def check_name(kind: str, name: str) -> str:
-    """Names become directory names and partition keys, so they are kept to a safe alphabet."""
-    if not isinstance(name, str) or not NAME_RULE.match(name):
-        raise InputError(
-            f"invalid {kind} name {name!r}: use 1-64 characters of a-z, 0-9, '_' or '-', starting with a letter or digit"
-        )
-    return name
-
-
-def default_home() -> Path:
-    """``$MANIFPT_HOME`` if set, else ``./.manifpt`` (the store lives in ``<home>/store``)."""
-    return Path(os.environ.get("MANIFPT_HOME", DEFAULT_HOME)).absolute()
+CROSS_DIR = "cross_dataset"  # beside the datasets under the store root
+RECORD_FILE = "record.json"  # the record of an output that is a folder of files
+INDEX_FILE = "index.faiss"
+CARD_FILE = "card.json"
+ENCODER_FILE = "encoder.pt"
+CHECKPOINT_FILE = "checkpoint.pt"
+GRID_FILE = "samples.png"
+METRICS_FILE = "metrics.json"
 
 
 @dataclass(frozen=True)
-class Store:
-    """Paths of one dataset's products under the store root (layout in the README)."""
+class Home:
+    """A manifpt home folder: ``store/`` (the feature store) and ``dagster/`` (run history, schedules)."""
+
+    path: Path
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "path", Path(self.path).absolute())
+
+    @property
+    def store_root(self) -> Path:
+        return self.path / "store"
+
+    @property
+    def dagster(self) -> Path:
+        return self.path / "dagster"
+
+    @property
+    def cross_dataset(self) -> Path:
+        return cross_dataset_dir(self.store_root)
+
+
+def cross_dataset_dir(store_root: str | Path) -> Path:
+    """The cross-dataset report: beside the datasets, under the store root."""
+    return Path(store_root).absolute() / CROSS_DIR
+
+
+def check_source_name(source: str) -> str:
+    """``real`` or a generative model's name."""
+    return source if source == REAL else check_model_name(source)
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Paths of one dataset's products under the store root (the layout is in the README)."""
 
     root: Path
     dataset: str
 
     def __post_init__(self) -> None:
         check_name("dataset", self.dataset)
+        if self.dataset == CROSS_DIR:
+            raise InputError(f"a dataset named {CROSS_DIR!r} would share its folder with the cross-dataset report; "
+                             "rename the dataset")
         object.__setattr__(self, "root", Path(self.root).absolute())
 
     @property
     def base(self) -> Path:
         return self.root / self.dataset
 
-    @property
-    def manifest(self) -> Path:
-        return self.base / "manifest.parquet"
-
     def source_manifest(self, source: str) -> Path:
-        return self.base / "manifests" / f"{check_name('source', source)}.parquet"
+        return self.base / "manifests" / f"{check_source_name(source)}.parquet"
 
     def images(self, source: str) -> Path:
-        return self.base / "images" / f"{check_name('source', source)}.zarr"
+        return self.base / "images" / f"{check_source_name(source)}.zarr"
 
     def generator(self, model: str) -> Path:
-        return self.base / "generators" / check_name("model", model)
+        return self.base / "generators" / check_model_name(model)
 
     def space(self, space: str) -> Path:
         return self.base / "spaces" / check_name("space", space)
 
     def embeddings(self, space: str, source: str) -> Path:
-        return self.base / "embeddings" / check_name("space", space) / f"{check_name('source', source)}.zarr"
+        return self.base / "embeddings" / check_name("space", space) / f"{check_source_name(source)}.zarr"
 
     def index(self, space: str) -> Path:
         return self.base / "index" / check_name("space", space)
 
     def artifacts(self, space: str, source: str) -> Path:
-        return self.base / "artifacts" / check_name("space", space) / f"{check_name('source', source)}.zarr"
+        return self.base / "artifacts" / check_name("space", space) / f"{check_source_name(source)}.zarr"
 
-    def attributor(self, space: str) -> Path:
-        return self.base / "attributors" / check_name("space", space)
-
-    def model_paths(self, model: str, spaces: tuple[str, ...]) -> list[Path]:
-        """Everything the store holds for one generative model (its generator, images, manifest, and its
-        embeddings and artifacts in ``spaces``), whether or not each exists."""
-        return [self.generator(model), self.images(model), self.source_manifest(model),
-                *(self.embeddings(space, model) for space in spaces), *(self.artifacts(space, model) for space in spaces)]
+    def attributor(self, method: str) -> Path:
+        """An attributor's folder, by its method's canonical name (``rgb``, ``rgb-knn``, ``raw``)."""
+        return self.base / "attributors" / check_name("method", method)
 
     def baseline(self, name: str) -> Path:
         return self.base / "baselines" / check_name("baseline", name)
@@ -83,3 +104,16 @@ class Store:
     @property
     def reports(self) -> Path:
         return self.base / "reports"
+
+    def stored_sources(self) -> list[str]:
+        """The sources with an image store here, ``real`` first (hidden leftovers of unfinished writes skipped)."""
+        folder = self.base / "images"
+        names = sorted(p.name[: -len(".zarr")] for p in folder.glob("*.zarr") if not p.name.startswith(".")) \
+            if folder.is_dir() else []
+        return sorted(names, key=lambda name: (name != REAL, name))
+
+    def model_paths(self, model: str, spaces: tuple[str, ...]) -> list[Path]:
+        """Everything the store holds for one generative model (its generator, images, manifest, and its
+        embeddings and artifacts in ``spaces``), whether or not each exists."""
+        return [self.generator(model), self.images(model), self.source_manifest(model),
+                *(self.embeddings(space, model) for space in spaces), *(self.artifacts(space, model) for space in spaces)]

@@ -10,12 +10,15 @@ uint8 images and samples uint8 images::
     fakes = family.sample(state, card, images.shape[1:], n=1000, seed=0)
 
 To add a family, write a module with a registered :class:`Family` subclass
-and import it below.
+(its networks, its :meth:`Family.training_step` and :meth:`Family.decode`;
+training and sampling are the base class's) and import it below.
 """
 
-from manifpt_core.zoo.cards import DESIGN_FACTORS, ModelCard, TrainSettings
+from manifpt_core.zoo.cards import DESIGN_FACTORS, ModelCard, TrainSettings, design
 from manifpt_core.zoo.registry import (
     Family,
+    Step,
+    TrainingRun,
     families,
     get_family,
     load_checkpoint,
@@ -30,7 +33,10 @@ __all__ = [
     "DESIGN_FACTORS",
     "Family",
     "ModelCard",
+    "Step",
     "TrainSettings",
+    "TrainingRun",
+    "design",
     "families",
     "get_family",
     "load_checkpoint",

@@ -5,19 +5,24 @@ A card is the identity of one trained generator. It is frozen and hashable, and
 store partitions and be written into config files. Cards may be short in
 config: missing design factors and training settings take the family's
 defaults when the card is built.
+
+The family registry builds on cards, so this module does not import it: the
+registry hands its lookup to :func:`bind_family_lookup` when it is imported
+(importing :mod:`manifpt_core.zoo` does that).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from manifpt_core.errors import InputError
-from manifpt_core.store.layout import NAME_PATTERN
-from manifpt_core.store.layout import NAME_RULE as NAME_REGEX
+from manifpt_core.names import NAME_PATTERN
+from manifpt_core.names import NAME_RULE as NAME_REGEX
+from manifpt_core.settings_loader import Label, load, positive, setting
 
 # The six design factors of the ManiFPT paper (Table 5) and their allowed values.
 DESIGN_FACTORS: dict[str, tuple[str, ...]] = {
@@ -57,6 +62,14 @@ def check_factors(factors: Mapping[str, str]) -> None:
             )
 
 
+def design(upsampling: str, nonlinearity: str, normalization: str, downsampling: str, skip: str,
+           loss: str) -> dict[str, str]:
+    """The six design factors as a mapping in :data:`DESIGN_FACTORS` order, e.g. a family's defaults:
+    ``design("transposed_conv", "relu", "batch", "strided_conv", "none", "non_saturating")``."""
+    return {"upsampling": upsampling, "nonlinearity": nonlinearity, "normalization": normalization,
+            "downsampling": downsampling, "skip": skip, "loss": loss}
+
+
 def _reject_unknown_keys(d: Any, valid: Iterable[str], what: str) -> None:
     if not isinstance(d, Mapping):
         raise InputError(f"{what} must be a mapping, got {type(d).__name__}")
@@ -92,12 +105,12 @@ class TrainSettings:
     term of VAE-like families (1.0 is the plain ELBO) and is ignored by others.
     """
 
-    steps: int
-    batch_size: int
-    lr: float
-    latent_dim: int
-    width: int
-    beta: float = 1.0
+    steps: int = positive()
+    batch_size: int = positive()
+    lr: float = positive()
+    latent_dim: int = positive()
+    width: int = positive()
+    beta: float = positive(1.0)
 
     def __post_init__(self) -> None:
         for key in ("steps", "batch_size", "latent_dim", "width"):
@@ -111,15 +124,11 @@ class TrainSettings:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> TrainSettings:
-        """Build settings from a dict; unknown keys raise InputError listing the valid ones."""
-        valid = [f.name for f in dataclasses.fields(cls)]
-        _reject_unknown_keys(d, valid, "train settings")
-        required = [f.name for f in dataclasses.fields(cls) if f.default is dataclasses.MISSING]
-        missing = [k for k in required if k not in d]
-        if missing:
-            raise InputError(f"train settings miss key(s) {', '.join(missing)}")
-        return cls(**d)
+    def from_dict(cls, d: Mapping[str, Any], *, where: str = "", key: str = "train",
+                  label: Label | None = None) -> TrainSettings:
+        """Build settings from a dict, checked by :func:`manifpt_core.settings_loader.load`: unknown or
+        missing keys and bad values raise InputError naming ``key.<name>`` and ``where``."""
+        return load(cls, d, where, key=key, label=label)
 
 
 @dataclass(frozen=True)
@@ -136,11 +145,11 @@ class ModelCard:
     name: str
     family: str
     factors: tuple[tuple[str, str], ...] = ()
-    seed: int = 0
+    seed: int = setting(0, ge=0, le=_MAX_SEED)
     train: TrainSettings | None = None
 
     def __post_init__(self) -> None:
-        if not isinstance(self.name, str) or not NAME_RE.match(self.name):
+        if not isinstance(self.name, str) or NAME_RE.fullmatch(self.name) is None:
             raise InputError(
                 f"bad model card name {self.name!r}: it becomes a file and partition name, so it must "
                 f"match {NAME_RULE} (lowercase letters, digits, '_' or '-', at most 64 characters)"
@@ -175,12 +184,14 @@ class ModelCard:
         }
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> ModelCard:
+    def from_dict(cls, d: Mapping[str, Any], *, where: str = "", key: str = "",
+                  label: Label | None = None) -> ModelCard:
         """Build a card from a (possibly short) dict such as a config entry.
 
         Only ``name`` and ``family`` are required. Missing factors and training
         settings come from the family's defaults; unknown keys raise InputError
-        listing the valid ones.
+        listing the valid ones. Values are checked by :func:`manifpt_core.settings_loader.load`,
+        whose errors name ``key`` (e.g. ``zoo[1]``), the value and ``where`` the dict came from.
         """
         valid = [f.name for f in dataclasses.fields(cls)]
         _reject_unknown_keys(d, valid, "model card")
@@ -192,8 +203,9 @@ class ModelCard:
         _reject_unknown_keys(factors, DESIGN_FACTORS, "model card factors")
         train = d.get("train") or {}
         _reject_unknown_keys(train, [f.name for f in dataclasses.fields(TrainSettings)], "train settings")
-        settings = TrainSettings.from_dict({**family.default_train.to_dict(), **train})
-        return cls(name=d["name"], family=d["family"], factors=factors, seed=d.get("seed", 0), train=settings)
+        # Pairs, the stored form: a table of factors is not a tuple to the loader.
+        data = {**d, "factors": tuple(factors.items()), "train": {**family.default_train.to_dict(), **train}}
+        return load(cls, data, where, key=key, label=label)
 
 
 def _factor_mapping(factors: Any) -> dict[str, str]:
@@ -211,8 +223,27 @@ def _factor_mapping(factors: Any) -> dict[str, str]:
     return out
 
 
-def _family(name: Any):
-    # Imported here, not at module top: the registry imports this module for the card types.
-    from manifpt_core.zoo.registry import get_family
+class FamilyDefaults(Protocol):
+    """What a card needs of its family: the default settings and the completion of its design factors."""
 
-    return get_family(name)
+    default_train: TrainSettings
+
+    def resolve_factors(self, given: Mapping[str, str], train: TrainSettings) -> dict[str, str]: ...
+
+
+_family_lookup: Callable[[str], FamilyDefaults] | None = None
+
+
+def bind_family_lookup(lookup: Callable[[str], FamilyDefaults]) -> None:
+    """Set how cards find their family by name: the family registry calls this with its ``get_family``.
+
+    ``lookup`` raises InputError for an unknown name.
+    """
+    global _family_lookup
+    _family_lookup = lookup
+
+
+def _family(name: Any) -> FamilyDefaults:
+    if _family_lookup is None:
+        raise InputError(f"no family registry is loaded to look up family {name!r}; import manifpt_core.zoo first")
+    return _family_lookup(name)

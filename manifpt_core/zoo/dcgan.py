@@ -5,32 +5,22 @@ convolutions with batch norm and ReLU -> tanh. Discriminator: two stride-2
 convolutions with leaky ReLU -> linear logit. Trained with the non-saturating
 GAN loss; the loss is two methods of the family, so a subclass with the same
 networks and another GAN loss (e.g. :mod:`manifpt_core.zoo.lsgan`) overrides
-only those.
+only those. :class:`GAN` is what every GAN family of the zoo shares (the
+generator as the sampled network, batch norm); WGAN-GP builds on it too.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable
+from typing import ClassVar
 
 import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from manifpt_core.errors import InputError
-from manifpt_core.zoo.cards import ModelCard, TrainSettings
-from manifpt_core.zoo.registry import Family, register_family
-from manifpt_core.zoo.training import (
-    check_image_shape,
-    check_images,
-    cpu_state,
-    images_to_tensor,
-    load_state,
-    make_generator,
-    run_steps,
-    sample_from_latents,
-    seeded,
-)
+from manifpt_core.zoo.cards import TrainSettings, design
+from manifpt_core.zoo.registry import Family, Step, TrainingRun, register_family
 
 
 def _init_weights(module: nn.Module) -> None:
@@ -45,7 +35,12 @@ def _init_weights(module: nn.Module) -> None:
 
 
 class Generator(nn.Module):
-    """Latent (B, latent_dim) -> images (B, C, H, W) in [-1, 1]."""
+    """Latent (B, latent_dim) -> images (B, C, H, W) in [-1, 1].
+
+    A linear projection to (2*width, H/4, W/4) with batch norm and ReLU, then
+    :meth:`upsampling` to the image; a subclass with another upsampling (e.g.
+    WGAN-GP's) overrides only that.
+    """
 
     def __init__(self, latent_dim: int, width: int, channels: int, size: int) -> None:
         super().__init__()
@@ -55,7 +50,12 @@ class Generator(nn.Module):
             nn.BatchNorm1d(int(np.prod(self.base))),
             nn.ReLU(inplace=True),
         )
-        self.upsample = nn.Sequential(
+        self.upsample = self.upsampling(width, channels)
+
+    @staticmethod
+    def upsampling(width: int, channels: int) -> nn.Sequential:
+        """(2*width, H/4, W/4) -> tanh images (channels, H, W): two stride-2 transposed convolutions."""
+        return nn.Sequential(
             nn.ConvTranspose2d(2 * width, width, 4, stride=2, padding=1, bias=False),
             nn.BatchNorm2d(width),
             nn.ReLU(inplace=True),
@@ -68,15 +68,24 @@ class Generator(nn.Module):
 
 
 class Discriminator(nn.Module):
-    """Images (B, C, H, W) in [-1, 1] -> real/fake logits (B,)."""
+    """Images (B, C, H, W) in [-1, 1] -> real/fake logits (B,).
 
-    def __init__(self, width: int, channels: int, size: int) -> None:
+    Two stride-2 convolutions with leaky ReLU, ``norm(channels)`` after the
+    second, then a linear logit. With batch norm (the default) the second
+    convolution has no bias, the norm's shift standing in for it; ``bias``
+    gives it one for a norm without that shift's role (e.g. WGAN-GP's critic).
+    """
+
+    def __init__(
+        self, width: int, channels: int, size: int,
+        norm: Callable[[int], nn.Module] = nn.BatchNorm2d, bias: bool = False,
+    ) -> None:
         super().__init__()
         self.net = nn.Sequential(
             nn.Conv2d(channels, width, 4, stride=2, padding=1),
             nn.LeakyReLU(0.2, inplace=True),
-            nn.Conv2d(width, 2 * width, 4, stride=2, padding=1, bias=False),
-            nn.BatchNorm2d(2 * width),
+            nn.Conv2d(width, 2 * width, 4, stride=2, padding=1, bias=bias),
+            norm(2 * width),
             nn.LeakyReLU(0.2, inplace=True),
             nn.Flatten(),
             nn.Linear(2 * width * (size // 4) ** 2, 1),
@@ -86,57 +95,60 @@ class Discriminator(nn.Module):
         return self.net(x).squeeze(1)
 
 
+class GAN(Family):
+    """A GAN family: a generator of latents -> images in [-1, 1], with batch norm, trained against a
+    discriminator or critic; a subclass writes the training step."""
+
+    # Batch norm needs two images to normalise over.
+    min_batch_size = 2
+    # The generator class: constructed as generator(latent_dim, width, channels, size).
+    generator: ClassVar[type[nn.Module]] = Generator
+
+    def network(self, settings: TrainSettings, channels: int, size: int) -> nn.Module:
+        """The generator."""
+        return self.generator(settings.latent_dim, settings.width, channels, size)
+
+    def decode(self, net: nn.Module, z: torch.Tensor, image_shape: tuple[int, int, int]) -> torch.Tensor:
+        """The generator's images, from [-1, 1] to [0, 1]."""
+        return (net(z) + 1.0) / 2.0
+
+
 @register_family
-class DCGAN(Family):
+class DCGAN(GAN):
     """Deep convolutional GAN with the non-saturating loss."""
 
     name = "dcgan"
-    default_factors = {
-        "upsampling": "transposed_conv",
-        "nonlinearity": "relu",
-        "normalization": "batch",
-        "downsampling": "strided_conv",
-        "skip": "none",
-        "loss": "non_saturating",
-    }
+    default_factors = design("transposed_conv", "relu", "batch", "strided_conv", "none", "non_saturating")
     # The demo setting: about 60 s on 2 idle CPU cores for 10,000 28x28 grayscale images.
     default_train = TrainSettings(steps=2500, batch_size=64, lr=2e-4, latent_dim=64, width=32)
 
-    def train(
-        self, images: np.ndarray, card: ModelCard, device: str = "cpu", progress: bool = True
-    ) -> dict[str, torch.Tensor]:
-        """Train generator and discriminator; return the generator's state dict on the CPU."""
-        c, h, _ = check_images(images)
-        s = card.train
-        if s.batch_size < 2:
-            raise InputError(f"{self.name} needs train.batch_size >= 2 for batch norm, got {s.batch_size}")
-        with seeded(card.seed, device):
-            gen = Generator(s.latent_dim, s.width, c, h)
-            disc = Discriminator(s.width, c, h)
-            gen.apply(_init_weights)
-            disc.apply(_init_weights)
-            gen.to(device).train()
-            disc.to(device).train()
-            opt_g = torch.optim.Adam(gen.parameters(), lr=s.lr, betas=(0.5, 0.999))
-            opt_d = torch.optim.Adam(disc.parameters(), lr=s.lr, betas=(0.5, 0.999))
-            noise = make_generator(card.seed + 1, device)
-            data = images_to_tensor(images, device, -1.0, 1.0)
+    def training_step(self, run: TrainingRun) -> tuple[Step, nn.Module]:
+        """Generator and discriminator with DCGAN's init and Adam; a step updates the discriminator, then the
+        generator, on the same fakes."""
+        s, noise, device = run.settings, run.noise, run.device
+        gen = self.network(s, run.channels, run.size)
+        disc = Discriminator(s.width, run.channels, run.size)
+        gen.apply(_init_weights)
+        disc.apply(_init_weights)
+        gen.to(device).train()
+        disc.to(device).train()
+        opt_g = torch.optim.Adam(gen.parameters(), lr=s.lr, betas=(0.5, 0.999))
+        opt_d = torch.optim.Adam(disc.parameters(), lr=s.lr, betas=(0.5, 0.999))
 
-            def step(real: torch.Tensor) -> dict[str, torch.Tensor]:
-                z = torch.randn(real.shape[0], s.latent_dim, generator=noise, device=device)
-                fake = gen(z)
-                loss_d = self.discriminator_loss(disc(real), disc(fake.detach()))
-                opt_d.zero_grad(set_to_none=True)
-                loss_d.backward()
-                opt_d.step()
-                loss_g = self.generator_loss(disc(fake))
-                opt_g.zero_grad(set_to_none=True)
-                loss_g.backward()
-                opt_g.step()
-                return {"loss_d": loss_d.detach(), "loss_g": loss_g.detach()}
+        def step(real: torch.Tensor) -> dict[str, torch.Tensor]:
+            z = torch.randn(real.shape[0], s.latent_dim, generator=noise, device=device)
+            fake = gen(z)
+            loss_d = self.discriminator_loss(disc(real), disc(fake.detach()))
+            opt_d.zero_grad(set_to_none=True)
+            loss_d.backward()
+            opt_d.step()
+            loss_g = self.generator_loss(disc(fake))
+            opt_g.zero_grad(set_to_none=True)
+            loss_g.backward()
+            opt_g.step()
+            return {"loss_d": loss_d.detach(), "loss_g": loss_g.detach()}
 
-            run_steps(step, data, card, progress)
-        return cpu_state(gen)
+        return step, gen
 
     def discriminator_loss(self, logit_real: torch.Tensor, logit_fake: torch.Tensor) -> torch.Tensor:
         """The discriminator's loss given its outputs (B,) on real and on generated images."""
@@ -148,21 +160,3 @@ class DCGAN(Family):
         """The generator's loss given the discriminator's outputs (B,) on generated images."""
         # Non-saturating: G maximises log D(G(z)) rather than minimising log(1 - D(G(z))).
         return F.binary_cross_entropy_with_logits(logit_gen, torch.ones_like(logit_gen))
-
-    def sample(
-        self,
-        state: Mapping[str, torch.Tensor],
-        card: ModelCard,
-        image_shape: tuple[int, int, int],
-        n: int,
-        seed: int,
-        device: str = "cpu",
-        batch_size: int = 512,
-    ) -> np.ndarray:
-        """Draw ``n`` uint8 images (n, C, H, W) from the trained generator; deterministic in ``seed``."""
-        c, h, w = check_image_shape(image_shape)
-        gen = Generator(card.train.latent_dim, card.train.width, c, h)
-        load_state(gen, state, card, (c, h, w), device)
-        return sample_from_latents(
-            lambda z: (gen(z) + 1.0) / 2.0, n, card.train.latent_dim, (c, h, w), seed, device, batch_size
-        )

@@ -21,26 +21,14 @@ has C*H*W dims.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 
-import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from manifpt_core.zoo.cards import ModelCard, TrainSettings
-from manifpt_core.zoo.registry import Family, register_family
-from manifpt_core.zoo.training import (
-    check_image_shape,
-    check_images,
-    cpu_state,
-    images_to_tensor,
-    load_state,
-    make_generator,
-    run_steps,
-    sample_from_latents,
-    seeded,
-)
+from manifpt_core.zoo.cards import TrainSettings, design
+from manifpt_core.zoo.registry import Family, Step, TrainingRun, register_family
 
 # Diffusion steps of the forward process and its linear beta schedule (Ho et al.).
 T = 1000
@@ -143,69 +131,45 @@ class DDPM(Family):
     """Denoising diffusion model: small U-Net, epsilon prediction, DDIM sampling."""
 
     name = "ddpm"
-    default_factors = {
-        "upsampling": "nearest_conv",
-        "nonlinearity": "silu",
-        "normalization": "group",
-        "downsampling": "strided_conv",
-        "skip": "unet",
-        "loss": "denoising",
-    }
+    default_factors = design("nearest_conv", "silu", "group", "strided_conv", "unet", "denoising")
     # The demo setting: about 50 s on 2 idle CPU cores for 10,000 28x28 grayscale images.
     default_train = TrainSettings(steps=800, batch_size=64, lr=2e-3, latent_dim=784, width=16)
 
-    def train(
-        self, images: np.ndarray, card: ModelCard, device: str = "cpu", progress: bool = True
-    ) -> dict[str, torch.Tensor]:
-        """Train the noise predictor; return the EMA of its weights as a state dict on the CPU."""
-        c, _, _ = check_images(images)
-        s = card.train
-        with seeded(card.seed, device):
-            model = UNet(c, s.width).to(device).train()
-            ema = UNet(c, s.width).to(device).eval().requires_grad_(False)
-            ema.load_state_dict(model.state_dict())
-            opt = torch.optim.Adam(model.parameters(), lr=s.lr)
-            noise = make_generator(card.seed + 1, device)
-            data = images_to_tensor(images, device, -1.0, 1.0)
-            sqrt_abar = alpha_bars().sqrt().float().to(device)
-            sqrt_1m_abar = (1.0 - alpha_bars()).sqrt().float().to(device)
-            done = 0
+    image_latents = True
 
-            def step(x0: torch.Tensor) -> dict[str, torch.Tensor]:
-                nonlocal done
-                t = torch.randint(0, T, (x0.shape[0],), generator=noise, device=device)
-                eps = torch.randn(x0.shape, generator=noise, device=device)
-                xt = sqrt_abar[t][:, None, None, None] * x0 + sqrt_1m_abar[t][:, None, None, None] * eps
-                loss = F.mse_loss(model(xt, t), eps)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                done += 1
-                decay = min(EMA_DECAY, (1 + done) / (10 + done))
-                with torch.no_grad():
-                    for e, p in zip(ema.parameters(), model.parameters()):
-                        e.lerp_(p, 1.0 - decay)
-                return {"mse": loss.detach()}
+    def network(self, settings: TrainSettings, channels: int, size: int) -> nn.Module:
+        """The noise-predicting U-Net."""
+        return UNet(channels, settings.width)
 
-            run_steps(step, data, card, progress)
-        return cpu_state(ema)
+    def training_step(self, run: TrainingRun) -> tuple[Step, nn.Module]:
+        """The U-Net with Adam and its EMA copy; a step regresses the noise of randomly noised images."""
+        noise, device = run.noise, run.device
+        model = self.network(run.settings, run.channels, run.size).to(device).train()
+        ema = self.network(run.settings, run.channels, run.size).to(device).eval().requires_grad_(False)
+        ema.load_state_dict(model.state_dict())
+        opt = torch.optim.Adam(model.parameters(), lr=run.settings.lr)
+        sqrt_abar = alpha_bars().sqrt().float().to(device)
+        sqrt_1m_abar = (1.0 - alpha_bars()).sqrt().float().to(device)
+        done = 0
 
-    def sample(
-        self,
-        state: Mapping[str, torch.Tensor],
-        card: ModelCard,
-        image_shape: tuple[int, int, int],
-        n: int,
-        seed: int,
-        device: str = "cpu",
-        batch_size: int = 512,
-    ) -> np.ndarray:
-        """Denoise ``n`` noise images by DDIM to uint8 images (n, C, H, W); same seed, same images."""
-        c, h, w = check_image_shape(image_shape)
-        model = UNet(c, card.train.width)
-        load_state(model, state, card, (c, h, w), device)
+        def step(x0: torch.Tensor) -> dict[str, torch.Tensor]:
+            nonlocal done
+            t = torch.randint(0, T, (x0.shape[0],), generator=noise, device=device)
+            eps = torch.randn(x0.shape, generator=noise, device=device)
+            xt = sqrt_abar[t][:, None, None, None] * x0 + sqrt_1m_abar[t][:, None, None, None] * eps
+            loss = F.mse_loss(model(xt, t), eps)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            done += 1
+            decay = min(EMA_DECAY, (1 + done) / (10 + done))
+            with torch.no_grad():
+                for e, p in zip(ema.parameters(), model.parameters()):
+                    e.lerp_(p, 1.0 - decay)
+            return {"mse": loss.detach()}
 
-        def decode(z: torch.Tensor) -> torch.Tensor:
-            return (ddim_sample(model, z.view(-1, c, h, w)) + 1.0) / 2.0
+        return step, ema
 
-        return sample_from_latents(decode, n, c * h * w, (c, h, w), seed, device, batch_size)
+    def decode(self, net: nn.Module, z: torch.Tensor, image_shape: tuple[int, int, int]) -> torch.Tensor:
+        """Denoise the noise images z by DDIM."""
+        return (ddim_sample(net, z.view(-1, *image_shape)) + 1.0) / 2.0

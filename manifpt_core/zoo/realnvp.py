@@ -20,25 +20,12 @@ Dhariwal, 2018). ``train.latent_dim`` is unused: the latent has C*H*W dims.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 
-import numpy as np
 import torch
 from torch import nn
 
-from manifpt_core.zoo.cards import ModelCard, TrainSettings
-from manifpt_core.zoo.registry import Family, register_family
-from manifpt_core.zoo.training import (
-    check_image_shape,
-    check_images,
-    cpu_state,
-    images_to_tensor,
-    load_state,
-    make_generator,
-    run_steps,
-    sample_from_latents,
-    seeded,
-)
+from manifpt_core.zoo.cards import TrainSettings, design
+from manifpt_core.zoo.registry import Family, Step, TrainingRun, register_family
 
 # The logit transform's margin: keeps logit(x) finite at black and white pixels.
 ALPHA = 0.05
@@ -188,59 +175,36 @@ class RealNVP(Family):
     """RealNVP flow: exact likelihood, no up- or downsampling, residual coupling nets."""
 
     name = "realnvp"
-    default_factors = {
-        "upsampling": "none",
-        "nonlinearity": "relu",
-        "normalization": "none",
-        "downsampling": "none",
-        "skip": "residual",
-        "loss": "likelihood",
-    }
+    default_factors = design("none", "relu", "none", "none", "residual", "likelihood")
     # The demo setting: about 55 s on 2 idle CPU cores for 10,000 28x28 grayscale images.
     default_train = TrainSettings(steps=900, batch_size=32, lr=1e-3, latent_dim=784, width=32)
 
-    def train(
-        self, images: np.ndarray, card: ModelCard, device: str = "cpu", progress: bool = True
-    ) -> dict[str, torch.Tensor]:
-        """Fit the flow by maximum likelihood; return its state dict on the CPU."""
-        c, _, _ = check_images(images)
-        s = card.train
-        with seeded(card.seed, device):
-            flow = Flow(c, s.width).to(device).train()
-            opt = torch.optim.Adam(flow.parameters(), lr=s.lr)
-            noise = make_generator(card.seed + 1, device)
-            data = images_to_tensor(images, device, 0.0, 255.0)
+    pixel_range = (0.0, 255.0)
+    image_latents = True
 
-            def step(pixels: torch.Tensor) -> dict[str, torch.Tensor]:
-                loss = bits_per_dim(flow, pixels, noise)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                nn.utils.clip_grad_norm_(flow.parameters(), MAX_GRAD_NORM)
-                opt.step()
-                return {"bpd": loss.detach()}
+    def network(self, settings: TrainSettings, channels: int, size: int) -> nn.Module:
+        """The flow."""
+        return Flow(channels, settings.width)
 
-            run_steps(step, data, card, progress)
-        return cpu_state(flow)
+    def training_step(self, run: TrainingRun) -> tuple[Step, nn.Module]:
+        """The flow with Adam; a step minimises the bits per dimension, with the gradient norm capped."""
+        flow = self.network(run.settings, run.channels, run.size).to(run.device).train()
+        opt = torch.optim.Adam(flow.parameters(), lr=run.settings.lr)
 
-    def sample(
-        self,
-        state: Mapping[str, torch.Tensor],
-        card: ModelCard,
-        image_shape: tuple[int, int, int],
-        n: int,
-        seed: int,
-        device: str = "cpu",
-        batch_size: int = 512,
-    ) -> np.ndarray:
-        """Invert ``n`` latents z ~ N(0, TEMPERATURE^2 I) to uint8 images (n, C, H, W); same seed, same images."""
-        c, h, w = check_image_shape(image_shape)
-        flow = Flow(c, card.train.width)
-        load_state(flow, state, card, (c, h, w), device)
+        def step(pixels: torch.Tensor) -> dict[str, torch.Tensor]:
+            loss = bits_per_dim(flow, pixels, run.noise)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            nn.utils.clip_grad_norm_(flow.parameters(), MAX_GRAD_NORM)
+            opt.step()
+            return {"bpd": loss.detach()}
 
-        def decode(z: torch.Tensor) -> torch.Tensor:
-            x = flow.inverse(TEMPERATURE * z.view(-1, 16 * c, h // 4, w // 4))
-            y = (torch.sigmoid(x) - ALPHA) / (1 - 2 * ALPHA)
-            # y * 256 lies in pixel value k's dequantization bin [k, k + 1); to_uint8 rounds 255 * (this).
-            return (256.0 * y - 0.5) / 255.0
+        return step, flow
 
-        return sample_from_latents(decode, n, c * h * w, (c, h, w), seed, device, batch_size)
+    def decode(self, net: nn.Module, z: torch.Tensor, image_shape: tuple[int, int, int]) -> torch.Tensor:
+        """Invert latents z ~ N(0, I) scaled to temperature TEMPERATURE, then undo the logit transform."""
+        c, h, w = image_shape
+        x = net.inverse(TEMPERATURE * z.view(-1, 16 * c, h // 4, w // 4))
+        y = (torch.sigmoid(x) - ALPHA) / (1 - 2 * ALPHA)
+        # y * 256 lies in pixel value k's dequantization bin [k, k + 1); to_uint8 rounds 255 * (this).
+        return (256.0 * y - 0.5) / 255.0

@@ -1,17 +1,17 @@
-"""The parts every zoo family shares: input checks, seeding, the step loop, latent sampling, pixels.
+"""The parts every zoo family shares: input checks, the step loop, latent sampling, pixels.
 
 Families write only their networks and one optimisation step; this module
-makes every family deterministic on the CPU in the same way and report
-progress in the same way.
+(with :class:`~manifpt_core.zoo.registry.Family`, which calls it) makes every
+family deterministic on the CPU in the same way and report progress in the
+same way.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 
 import numpy as np
 import torch
@@ -19,6 +19,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from manifpt_core.errors import InputError
+from manifpt_core.torch_helpers import batch_indices, make_generator
 from manifpt_core.zoo.cards import ModelCard
 
 logger = logging.getLogger(__name__)
@@ -67,38 +68,6 @@ def images_to_tensor(images: np.ndarray, device: str, low: float, high: float) -
 def to_uint8(x01: torch.Tensor) -> np.ndarray:
     """Images in [0, 1] as uint8: round(clip(x * 255))."""
     return x01.mul(255.0).clamp_(0.0, 255.0).round_().to(torch.uint8).cpu().numpy()
-
-
-@contextlib.contextmanager
-def seeded(seed: int, device: str) -> Iterator[None]:
-    """Seed torch's global RNG for the block and restore the caller's RNG state afterwards.
-
-    Module initialisation draws from the global RNG; forking keeps training
-    from changing the random stream of whoever called it.
-    """
-    dev = torch.device(device)
-    cuda = [dev.index or 0] if dev.type == "cuda" else []
-    with torch.random.fork_rng(devices=cuda):
-        torch.manual_seed(seed)
-        yield
-
-
-def make_generator(seed: int, device: str = "cpu") -> torch.Generator:
-    """A torch.Generator on ``device`` seeded with ``seed``."""
-    return torch.Generator(device=device).manual_seed(seed)
-
-
-def batch_indices(n: int, batch_size: int, steps: int, generator: torch.Generator) -> Iterator[torch.Tensor]:
-    """``steps`` index batches drawn without replacement from successive shuffles of ``range(n)``.
-
-    A batch larger than the data set spans several shuffles.
-    """
-    pool = torch.empty(0, dtype=torch.long)
-    for _ in range(steps):
-        while pool.numel() < batch_size:
-            pool = torch.cat([pool, torch.randperm(n, generator=generator)])
-        yield pool[:batch_size]
-        pool = pool[batch_size:]
 
 
 def run_steps(

@@ -16,19 +16,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from manifpt_core.errors import InputError
-from manifpt_core.zoo.cards import ModelCard, TrainSettings
-from manifpt_core.zoo.registry import Family, register_family
-from manifpt_core.zoo.training import (
-    check_image_shape,
-    check_images,
-    cpu_state,
-    images_to_tensor,
-    load_state,
-    make_generator,
-    run_steps,
-    sample_from_latents,
-    seeded,
-)
+from manifpt_core.zoo.cards import TrainSettings, design
+from manifpt_core.zoo.registry import Family, Step, TrainingRun, register_family
 
 
 class Encoder(nn.Module):
@@ -72,17 +61,11 @@ class VAE(Family):
     """Convolutional VAE; ``train.beta`` weighs the KL term (loss factor elbo or beta_elbo)."""
 
     name = "vae"
-    default_factors = {
-        "upsampling": "transposed_conv",
-        "nonlinearity": "relu",
-        "normalization": "none",
-        "downsampling": "strided_conv",
-        "skip": "none",
-        "loss": "elbo",
-    }
+    default_factors = design("transposed_conv", "relu", "none", "strided_conv", "none", "elbo")
     supported_factors = {"loss": ("elbo", "beta_elbo")}
     # The demo setting: about 40 s on 2 idle CPU cores for 10,000 28x28 grayscale images.
     default_train = TrainSettings(steps=1500, batch_size=128, lr=1e-3, latent_dim=16, width=32)
+    pixel_range = (0.0, 1.0)
 
     def resolve_factors(self, given: Mapping[str, str], train: TrainSettings) -> dict[str, str]:
         """As :meth:`Family.resolve_factors`, with the loss factor following ``train.beta``."""
@@ -98,49 +81,32 @@ class VAE(Family):
             return super().resolve_factors(given, train)  # raises, naming the losses the family implements
         return super().resolve_factors({**given, "loss": loss}, train)
 
-    def train(
-        self, images: np.ndarray, card: ModelCard, device: str = "cpu", progress: bool = True
-    ) -> dict[str, torch.Tensor]:
-        """Train encoder and decoder on the ELBO; return the decoder's state dict on the CPU."""
-        c, h, _ = check_images(images)
-        s = card.train
-        with seeded(card.seed, device):
-            enc = Encoder(s.latent_dim, s.width, c, h).to(device).train()
-            dec = Decoder(s.latent_dim, s.width, c, h).to(device).train()
-            opt = torch.optim.Adam([*enc.parameters(), *dec.parameters()], lr=s.lr)
-            noise = make_generator(card.seed + 1, device)
-            data = images_to_tensor(images, device, 0.0, 1.0)
+    def network(self, settings: TrainSettings, channels: int, size: int) -> nn.Module:
+        """The decoder."""
+        return Decoder(settings.latent_dim, settings.width, channels, size)
 
-            def step(x: torch.Tensor) -> dict[str, torch.Tensor]:
-                mu, logvar = enc(x)
-                eps = torch.randn(mu.shape, generator=noise, device=device)
-                z = mu + eps * torch.exp(0.5 * logvar)
-                # Sums over pixels and latents, means over images: the per-image negative ELBO.
-                recon = F.binary_cross_entropy_with_logits(dec(z), x, reduction="sum") / x.shape[0]
-                kl = -0.5 * torch.sum(1.0 + logvar - mu.square() - logvar.exp()) / x.shape[0]
-                loss = recon + s.beta * kl
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                return {"recon": recon.detach(), "kl": kl.detach()}
+    def training_step(self, run: TrainingRun) -> tuple[Step, nn.Module]:
+        """Encoder and decoder with one Adam; a step minimises the negative ELBO with the KL term times beta."""
+        s, noise, device = run.settings, run.noise, run.device
+        enc = Encoder(s.latent_dim, s.width, run.channels, run.size).to(device).train()
+        dec = self.network(s, run.channels, run.size).to(device).train()
+        opt = torch.optim.Adam([*enc.parameters(), *dec.parameters()], lr=s.lr)
 
-            run_steps(step, data, card, progress)
-        return cpu_state(dec)
+        def step(x: torch.Tensor) -> dict[str, torch.Tensor]:
+            mu, logvar = enc(x)
+            eps = torch.randn(mu.shape, generator=noise, device=device)
+            z = mu + eps * torch.exp(0.5 * logvar)
+            # Sums over pixels and latents, means over images: the per-image negative ELBO.
+            recon = F.binary_cross_entropy_with_logits(dec(z), x, reduction="sum") / x.shape[0]
+            kl = -0.5 * torch.sum(1.0 + logvar - mu.square() - logvar.exp()) / x.shape[0]
+            loss = recon + s.beta * kl
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            return {"recon": recon.detach(), "kl": kl.detach()}
 
-    def sample(
-        self,
-        state: Mapping[str, torch.Tensor],
-        card: ModelCard,
-        image_shape: tuple[int, int, int],
-        n: int,
-        seed: int,
-        device: str = "cpu",
-        batch_size: int = 512,
-    ) -> np.ndarray:
-        """Decode ``n`` latents z ~ N(0, I) to uint8 Bernoulli means (n, C, H, W); same seed, same images."""
-        c, h, w = check_image_shape(image_shape)
-        dec = Decoder(card.train.latent_dim, card.train.width, c, h)
-        load_state(dec, state, card, (c, h, w), device)
-        return sample_from_latents(
-            lambda z: torch.sigmoid(dec(z)), n, card.train.latent_dim, (c, h, w), seed, device, batch_size
-        )
+        return step, dec
+
+    def decode(self, net: nn.Module, z: torch.Tensor, image_shape: tuple[int, int, int]) -> torch.Tensor:
+        """The Bernoulli means: sigmoid of the decoder's logits."""
+        return torch.sigmoid(net(z))

@@ -17,26 +17,13 @@ The design factors describe the generator (normalization=batch).
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping
 
-import numpy as np
 import torch
 from torch import nn
 
-from manifpt_core.errors import InputError
-from manifpt_core.zoo.cards import ModelCard, TrainSettings
-from manifpt_core.zoo.registry import Family, register_family
-from manifpt_core.zoo.training import (
-    check_image_shape,
-    check_images,
-    cpu_state,
-    images_to_tensor,
-    load_state,
-    make_generator,
-    run_steps,
-    sample_from_latents,
-    seeded,
-)
+from manifpt_core.zoo import dcgan
+from manifpt_core.zoo.cards import TrainSettings, design
+from manifpt_core.zoo.registry import Step, TrainingRun, register_family
 
 # Critic updates per generator update. The paper's 5 is too slow for a CPU budget; 2 keeps
 # the critic ahead of the generator at this scale.
@@ -47,18 +34,13 @@ GP_WEIGHT = 10.0
 ADAM_BETAS = (0.5, 0.9)
 
 
-class Generator(nn.Module):
-    """Latent (B, latent_dim) -> images (B, C, H, W) in [-1, 1], upsampling by nearest neighbour + conv."""
+class Generator(dcgan.Generator):
+    """Latent (B, latent_dim) -> images (B, C, H, W) in [-1, 1]: DCGAN's, upsampling by nearest neighbour + conv."""
 
-    def __init__(self, latent_dim: int, width: int, channels: int, size: int) -> None:
-        super().__init__()
-        self.base = (2 * width, size // 4, size // 4)
-        self.project = nn.Sequential(
-            nn.Linear(latent_dim, int(np.prod(self.base)), bias=False),
-            nn.BatchNorm1d(int(np.prod(self.base))),
-            nn.ReLU(inplace=True),
-        )
-        self.upsample = nn.Sequential(
+    @staticmethod
+    def upsampling(width: int, channels: int) -> nn.Sequential:
+        """(2*width, H/4, W/4) -> tanh images (channels, H, W): twice x2 nearest neighbour and a 3x3 conv."""
+        return nn.Sequential(
             nn.Upsample(scale_factor=2, mode="nearest"),
             nn.Conv2d(2 * width, width, 3, padding=1, bias=False),
             nn.BatchNorm2d(width),
@@ -68,28 +50,17 @@ class Generator(nn.Module):
             nn.Tanh(),
         )
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.upsample(self.project(z).view(-1, *self.base))
+
+def layer_norm(channels: int) -> nn.GroupNorm:
+    """Layer norm over (C, H, W) of ``channels`` feature maps, independent of the image size: one group."""
+    return nn.GroupNorm(1, channels)
 
 
-class Critic(nn.Module):
-    """Images (B, C, H, W) in [-1, 1] -> unbounded scores (B,)."""
+class Critic(dcgan.Discriminator):
+    """Images (B, C, H, W) in [-1, 1] -> unbounded scores (B,): DCGAN's discriminator with layer norm."""
 
     def __init__(self, width: int, channels: int, size: int) -> None:
-        super().__init__()
-        self.net = nn.Sequential(
-            nn.Conv2d(channels, width, 4, stride=2, padding=1),
-            nn.LeakyReLU(0.2, inplace=True),
-            nn.Conv2d(width, 2 * width, 4, stride=2, padding=1),
-            # One group over all channels is layer norm over (C, H, W), independent of the image size.
-            nn.GroupNorm(1, 2 * width),
-            nn.LeakyReLU(0.2, inplace=True),
-            nn.Flatten(),
-            nn.Linear(2 * width * (size // 4) ** 2, 1),
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x).squeeze(1)
+        super().__init__(width, channels, size, norm=layer_norm, bias=True)
 
 
 def gradient_penalty(critic: nn.Module, real: torch.Tensor, fake: torch.Tensor, noise: torch.Generator) -> torch.Tensor:
@@ -102,81 +73,48 @@ def gradient_penalty(critic: nn.Module, real: torch.Tensor, fake: torch.Tensor, 
 
 
 @register_family
-class WGANGP(Family):
+class WGANGP(dcgan.GAN):
     """Wasserstein GAN with gradient penalty; generator upsamples by nearest neighbour + conv."""
 
     name = "wgan_gp"
-    default_factors = {
-        "upsampling": "nearest_conv",
-        "nonlinearity": "relu",
-        "normalization": "batch",
-        "downsampling": "strided_conv",
-        "skip": "none",
-        "loss": "wasserstein_gp",
-    }
+    default_factors = design("nearest_conv", "relu", "batch", "strided_conv", "none", "wasserstein_gp")
     # The demo setting: about 60 s on 2 idle CPU cores for 10,000 28x28 grayscale images
     # (steps are critic updates, see the module docstring). lr is 4x the paper's 1e-4: with
     # only ~800 generator updates, trials at 1e-4 and 2e-4 gave blurrier, streakier images.
     default_train = TrainSettings(steps=1600, batch_size=64, lr=4e-4, latent_dim=64, width=32)
+    generator = Generator
 
-    def train(
-        self, images: np.ndarray, card: ModelCard, device: str = "cpu", progress: bool = True
-    ) -> dict[str, torch.Tensor]:
-        """Train generator and critic; return the generator's state dict on the CPU."""
-        c, h, _ = check_images(images)
-        s = card.train
-        if s.batch_size < 2:
-            raise InputError(f"{self.name} needs train.batch_size >= 2 for batch norm, got {s.batch_size}")
-        with seeded(card.seed, device):
-            gen = Generator(s.latent_dim, s.width, c, h).to(device).train()
-            critic = Critic(s.width, c, h).to(device).train()
-            opt_g = torch.optim.Adam(gen.parameters(), lr=s.lr, betas=ADAM_BETAS)
-            opt_c = torch.optim.Adam(critic.parameters(), lr=s.lr, betas=ADAM_BETAS)
-            noise = make_generator(card.seed + 1, device)
-            data = images_to_tensor(images, device, -1.0, 1.0)
-            counter = itertools.count(1)
-            loss_g = torch.zeros((), device=device)
+    def training_step(self, run: TrainingRun) -> tuple[Step, nn.Module]:
+        """Generator and critic with Adam; a step updates the critic, every N_CRITIC-th also the generator."""
+        s, noise, device = run.settings, run.noise, run.device
+        gen = self.network(s, run.channels, run.size).to(device).train()
+        critic = Critic(s.width, run.channels, run.size).to(device).train()
+        opt_g = torch.optim.Adam(gen.parameters(), lr=s.lr, betas=ADAM_BETAS)
+        opt_c = torch.optim.Adam(critic.parameters(), lr=s.lr, betas=ADAM_BETAS)
+        counter = itertools.count(1)
+        loss_g = torch.zeros((), device=device)
 
-            def step(real: torch.Tensor) -> dict[str, torch.Tensor]:
-                nonlocal loss_g
+        def step(real: torch.Tensor) -> dict[str, torch.Tensor]:
+            nonlocal loss_g
+            z = torch.randn(real.shape[0], s.latent_dim, generator=noise, device=device)
+            with torch.no_grad():
+                fake = gen(z)
+            distance = critic(real).mean() - critic(fake).mean()
+            penalty = gradient_penalty(critic, real, fake, noise)
+            loss_c = -distance + GP_WEIGHT * penalty
+            opt_c.zero_grad(set_to_none=True)
+            loss_c.backward()
+            opt_c.step()
+            if next(counter) % N_CRITIC == 0:
+                # Frozen critic: the generator step needs no critic weight gradients.
+                critic.requires_grad_(False)
                 z = torch.randn(real.shape[0], s.latent_dim, generator=noise, device=device)
-                with torch.no_grad():
-                    fake = gen(z)
-                distance = critic(real).mean() - critic(fake).mean()
-                penalty = gradient_penalty(critic, real, fake, noise)
-                loss_c = -distance + GP_WEIGHT * penalty
-                opt_c.zero_grad(set_to_none=True)
-                loss_c.backward()
-                opt_c.step()
-                if next(counter) % N_CRITIC == 0:
-                    # Frozen critic: the generator step needs no critic weight gradients.
-                    critic.requires_grad_(False)
-                    z = torch.randn(real.shape[0], s.latent_dim, generator=noise, device=device)
-                    loss_g = -critic(gen(z)).mean()
-                    opt_g.zero_grad(set_to_none=True)
-                    loss_g.backward()
-                    opt_g.step()
-                    critic.requires_grad_(True)
-                    loss_g = loss_g.detach()
-                return {"distance": distance.detach(), "penalty": penalty.detach(), "loss_g": loss_g}
+                loss_g = -critic(gen(z)).mean()
+                opt_g.zero_grad(set_to_none=True)
+                loss_g.backward()
+                opt_g.step()
+                critic.requires_grad_(True)
+                loss_g = loss_g.detach()
+            return {"distance": distance.detach(), "penalty": penalty.detach(), "loss_g": loss_g}
 
-            run_steps(step, data, card, progress)
-        return cpu_state(gen)
-
-    def sample(
-        self,
-        state: Mapping[str, torch.Tensor],
-        card: ModelCard,
-        image_shape: tuple[int, int, int],
-        n: int,
-        seed: int,
-        device: str = "cpu",
-        batch_size: int = 512,
-    ) -> np.ndarray:
-        """Draw ``n`` uint8 images (n, C, H, W) from the trained generator; deterministic in ``seed``."""
-        c, h, w = check_image_shape(image_shape)
-        gen = Generator(card.train.latent_dim, card.train.width, c, h)
-        load_state(gen, state, card, (c, h, w), device)
-        return sample_from_latents(
-            lambda z: (gen(z) + 1.0) / 2.0, n, card.train.latent_dim, (c, h, w), seed, device, batch_size
-        )
+        return step, gen

@@ -1,13 +1,18 @@
 """Recompute only what changed, read from Dagster's event log.
 
-One instance and store for the module, driven the way a deployment is: the
-discovery sensor registers the models, then automation ticks request runs,
-which the test executes, until nothing more is requested. The tests then run
-in order: (a) nothing changed → nothing requested; (b) a new model folder →
-exactly its work plus the attributors, baselines and report; (d) a forced
-rerun reuses every stored output; (c) an edited real image changes the real
-data version and marks what depends on it stale.
+A deployment is driven the way a deployment is: the discovery sensor registers
+the models, then automation ticks request runs, which the test executes, until
+nothing more is requested. That is done once for the module (models alpha and
+beta); every test then starts from its own copy of that settled deployment
+(benchmark folder, store, Dagster instance and automation cursor), so the tests
+pass alone and in any order: (a) nothing changed → nothing requested; (b) a new
+model folder → exactly its work plus the attributors, baselines and report;
+(d) a forced rerun reuses every stored output; (c) with gamma added as in (b),
+an edited real image changes the real data version and marks what depends on
+it stale.
 """
+
+import shutil
 
 import dagster as dg
 import numpy as np
@@ -24,8 +29,6 @@ from pipelines.driver import AutomationDriver
 from pipelines.jobs import build_jobs, partition_keys
 from pipelines.partitions import DatasetSpec
 from pipelines.resources import ManifptResource
-from tests.conftest import write_pngs
-from tests.pipelines.test_main_run import write_config
 
 DS = "bench"
 SPACES = ("rgb", "freq", "sl", "ssl")
@@ -33,13 +36,13 @@ BASELINES = ("mccloskey", "nataraj", "durall-lr", "durall-svm", "dzanic", "raw-b
 
 
 class Deployment(AutomationDriver):
-    """The driver over the module's home, with the benchmark folder it reads."""
+    """The driver over the home in ``tmp_path``, with the benchmark folder and config file there."""
 
-    def __init__(self, tmp_path, instance):
-        self.config = write_config(tmp_path)
+    def __init__(self, tmp_path, instance, cursor=None):
+        self.config = tmp_path / "bench.toml"
         self.root = tmp_path / "bench"
         super().__init__(ManifptResource(home=str(tmp_path / "home"), profile="tiny", config_file=str(self.config),
-                                         device="cpu"), instance)
+                                         device="cpu"), instance, cursor)
 
     def data_version(self, name: str) -> dg.DataVersion | None:
         record = self.instance.get_latest_data_version_record(dg.AssetKey([DS, name]))
@@ -51,15 +54,51 @@ class Deployment(AutomationDriver):
 
 
 @pytest.fixture(scope="module")
-def deployment(tmp_path_factory):
-    with dg.instance_for_test() as instance:
-        deployment = Deployment(tmp_path_factory.mktemp("automation"), instance)
+def settled(tmp_path_factory, config_writer):
+    """Materialize everything once, from nothing (the expensive part, once per module), then keep a snapshot of
+    the whole folder (benchmark, config, store, Dagster instance) and the automation's cursor."""
+    work = tmp_path_factory.mktemp("automation")
+    config_writer(work)
+    (work / "dagster").mkdir()
+    with dg.instance_for_test(temp_dir=str(work / "dagster")) as instance:
+        deployment = Deployment(work, instance)
         assert deployment.tick() == {}  # the first evaluation only sets the automation's baseline
         found = deployment.sensor()
         (added,) = found.dynamic_partitions_requests
         assert sorted(added.partition_keys) == ["alpha", "beta"]
         deployment.settle()
-        yield deployment
+        cursor = deployment.cursor
+    snapshot = tmp_path_factory.mktemp("automation_snapshot") / "settled"
+    shutil.copytree(work, snapshot)  # the instance is closed: its sqlite files are complete
+    return work, snapshot, cursor
+
+
+@pytest.fixture
+def deployment(settled):
+    """The settled deployment, restored for each test from the snapshot, at the same paths (the config and the
+    store name them) and with file times kept, whatever an earlier test changed."""
+    work, snapshot, cursor = settled
+    shutil.rmtree(work)
+    shutil.copytree(snapshot, work)
+    with dg.instance_for_test(temp_dir=str(work / "dagster")) as instance:
+        yield Deployment(work, instance, cursor)
+
+
+def write_gamma(root, png_writer):
+    """A third model folder, gamma: noise with a diagonal pattern."""
+    rng = np.random.default_rng(7)
+    yy, xx = np.mgrid[0:12, 0:12]
+    diagonal = 60.0 * ((yy - xx) % 4 == 0)
+    png_writer(root / "gamma", np.clip(rng.uniform(0, 200, (60, 12, 12)) + diagonal, 0, 255).astype(np.uint8)[:, None])
+
+
+@pytest.fixture
+def deployment_with_gamma(deployment, png_writer):
+    """The settled deployment after gamma's folder was added and the automation settled again (as in (b))."""
+    write_gamma(deployment.root, png_writer)
+    deployment.sensor()
+    deployment.settle()
+    return deployment
 
 
 def _expected_for(models: list[str]) -> set[tuple[str, str | None]]:
@@ -91,12 +130,8 @@ def test_a_nothing_changed_requests_nothing(deployment):
 
 
 @pytest.mark.slow
-def test_b_a_new_model_folder_costs_only_its_own_work(deployment):
-    rng = np.random.default_rng(7)
-    yy, xx = np.mgrid[0:12, 0:12]
-    diagonal = 60.0 * ((yy - xx) % 4 == 0)
-    write_pngs(deployment.root / "gamma", np.clip(rng.uniform(0, 200, (60, 12, 12)) + diagonal, 0, 255)
-               .astype(np.uint8)[:, None])
+def test_b_a_new_model_folder_costs_only_its_own_work(deployment, png_writer):
+    write_gamma(deployment.root, png_writer)
     before = deployment.materializations()
 
     found = deployment.sensor()
@@ -136,11 +171,13 @@ def test_d_a_forced_rerun_reuses_every_stored_output(deployment):
 
 
 @pytest.mark.slow
-def test_c_editing_one_real_image_changes_the_real_version_and_marks_downstream_stale(deployment):
+def test_c_editing_one_real_image_changes_the_real_version_and_marks_downstream_stale(deployment_with_gamma,
+                                                                                      png_writer):
+    deployment = deployment_with_gamma
     assert deployment.stale_status("real_images") == StaleStatus.FRESH
     assert deployment.stale_status("real_embeddings", "rgb") == StaleStatus.FRESH
     image = sorted((deployment.root / "real" / "small").iterdir())[0]
-    write_pngs(image.parent, np.full((1, 1, 12, 12), 255, np.uint8))  # rewrites 0000.png with other pixels
+    png_writer(image.parent, np.full((1, 1, 12, 12), 255, np.uint8))  # rewrites 0000.png with other pixels
     before = deployment.data_version("real_source")
     deployment.execute_job(f"{DS}__observe_real")
     after = deployment.data_version("real_source")

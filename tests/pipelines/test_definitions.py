@@ -6,7 +6,6 @@ import pytest
 from pipelines.definitions import build_definitions, defs
 from pipelines.resources import ManifptResource
 
-STEP_GROUPS = {"ingestion", "embedding", "index", "artifacts", "attribution"}
 SOURCES = {"real_source", "model_source", "model_set"}
 ASSETS = SOURCES | {"real_images", "generator", "generated_images", "embedding_space", "real_embeddings", "generated_embeddings",
           "reference_index", "real_artifacts", "generated_artifacts", "attributor", "raw_control",
@@ -15,19 +14,14 @@ DATASETS = ("fmnist_clothing", "fmnist_footwear_bags")
 CROSS = "cross_dataset/generalization"
 
 
-@pytest.fixture(scope="module")
-def demo_defs():
-    return build_definitions(ManifptResource(profile="demo"))
-
-
 def test_the_shipped_code_location_loads():
     assert defs.resolve_asset_graph().get_all_asset_keys()
 
 
-def test_two_datasets_with_five_groups(demo_defs):
+def test_two_datasets_with_five_groups(demo_defs, step_groups):
     graph = demo_defs.resolve_asset_graph()
     keys = graph.get_all_asset_keys()
-    assert {graph.get(k).group_name for k in keys} == STEP_GROUPS
+    assert {graph.get(k).group_name for k in keys} == step_groups
     assert {k.to_user_string() for k in keys} == {f"{d}/{a}" for d in DATASETS for a in ASSETS} | {CROSS}
 
 
@@ -52,36 +46,6 @@ def test_one_dataset_has_no_cross_dataset_asset(tmp_path):
     config.write_text('dataset = "only"\n')
     graph = build_definitions(ManifptResource(profile="demo", config_file=str(config))).resolve_asset_graph()
     assert {k.path[0] for k in graph.get_all_asset_keys()} == {"only"}
-
-
-def test_every_asset_has_code_version_and_description(demo_defs):
-    for spec in demo_defs.resolve_all_asset_specs():
-        assert spec.code_version or spec.key.path[-1] in SOURCES, spec.key
-        assert spec.description and len(spec.description) > 20, spec.key
-
-
-def test_partitioning_per_model_and_space(demo_defs):
-    graph = demo_defs.resolve_asset_graph()
-
-    def pdef(name):
-        return graph.get(dg.AssetKey(["fmnist_clothing", name])).partitions_def
-
-    assert isinstance(pdef("generator"), dg.DynamicPartitionsDefinition)
-    assert pdef("generator").name == "models_fmnist_clothing"
-    assert isinstance(pdef("generated_artifacts"), dg.MultiPartitionsDefinition)
-    assert pdef("reference_index").get_partition_keys() == ["rgb", "freq", "sl", "ssl"]
-    assert pdef("real_images") is None and pdef("attribution_report") is None
-    assert pdef("baseline").get_partition_keys() == ["mccloskey", "nataraj", "durall-lr", "durall-svm", "dzanic",
-                                                     "raw-blurjpeg"]
-    other = graph.get(dg.AssetKey(["fmnist_footwear_bags", "generator"])).partitions_def
-    assert other.name == "models_fmnist_footwear_bags"
-
-
-def test_gpu_steps_are_in_the_gpu_pool(demo_defs):
-    graph = demo_defs.resolve_asset_graph()
-    gpu = {k.path[-1] for k in graph.get_all_asset_keys() if graph.get(k).pools == {"gpu"}}
-    assert gpu == {"generator", "generated_images", "embedding_space", "real_embeddings", "generated_embeddings",
-                   "real_artifacts", "generated_artifacts", "attributor", "raw_control", "baseline", "generalization"}
 
 
 def test_jobs_and_sensor_resolve(demo_defs):

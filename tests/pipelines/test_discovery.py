@@ -8,17 +8,22 @@ import pytest
 from pipelines.definitions import build_definitions
 from pipelines.discovery import model_set_version
 from pipelines.resources import ManifptResource
-from tests.pipelines.test_main_run import write_config
 
 PARTITIONS = "models_bench"
 MODEL_SET = dg.AssetKey(["bench", "model_set"])
 
 
-def setup(tmp_path, removed_models="keep"):
-    config = write_config(tmp_path)
-    config.write_text(f'removed_models = "{removed_models}"\n' + config.read_text())
-    resource = ManifptResource(home=str(tmp_path / "home"), profile="tiny", config_file=str(config), device="cpu")
-    return resource, build_definitions(resource)
+@pytest.fixture
+def code_location(tmp_path, config_writer):
+    """``code_location(removed_models="keep")``: the resource and definitions over a benchmark in ``tmp_path``."""
+
+    def setup(removed_models="keep"):
+        config = config_writer(tmp_path)
+        config.write_text(f'removed_models = "{removed_models}"\n' + config.read_text())
+        resource = ManifptResource(home=str(tmp_path / "home"), profile="tiny", config_file=str(config), device="cpu")
+        return resource, build_definitions(resource)
+
+    return setup
 
 
 def evaluate_sensor(defs, instance, resource):
@@ -26,8 +31,8 @@ def evaluate_sensor(defs, instance, resource):
     return defs.resolve_sensor_def("model_discovery_sensor")(context)
 
 
-def test_sensor_adds_new_models_and_requests_their_observation(tmp_path):
-    resource, defs = setup(tmp_path)
+def test_sensor_adds_new_models_and_requests_their_observation(code_location):
+    resource, defs = code_location()
     with dg.instance_for_test() as instance:
         result = evaluate_sensor(defs, instance, resource)
         (request,) = result.dynamic_partitions_requests
@@ -51,8 +56,8 @@ def test_sensor_adds_new_models_and_requests_their_observation(tmp_path):
 
 
 @pytest.mark.parametrize("policy", ["keep", "delete"])
-def test_a_removed_model_loses_its_partition_and_its_data_by_setting(tmp_path, policy):
-    resource, defs = setup(tmp_path, policy)
+def test_a_removed_model_loses_its_partition_and_its_data_by_setting(code_location, policy):
+    resource, defs = code_location(policy)
     store = resource.store("bench")
     settings = resource.settings("bench")
     paths = store.model_paths("gamma", settings.spaces)
@@ -75,15 +80,15 @@ def test_a_removed_model_loses_its_partition_and_its_data_by_setting(tmp_path, p
     assert kept.is_dir()  # other models are never touched
 
 
-def test_a_removed_model_retrains_the_attributors_through_the_model_set(tmp_path):
-    resource, defs = setup(tmp_path)
+def test_a_removed_model_retrains_the_attributors_through_the_model_set(code_location):
+    resource, defs = code_location()
     graph = defs.resolve_asset_graph()
     dependents = {k.path[-1] for k in graph.get(MODEL_SET).child_keys}
     assert dependents == {"attributor", "raw_control", "baseline"}
 
 
-def test_the_schedule_applies_the_same_check_itself(tmp_path):
-    resource, defs = setup(tmp_path)
+def test_the_schedule_applies_the_same_check_itself(tmp_path, code_location):
+    resource, defs = code_location()
     schedule = defs.resolve_schedule_def("bench__model_discovery_schedule")
     assert schedule.default_status == dg.DefaultScheduleStatus.STOPPED
     with dg.instance_for_test() as instance:

@@ -6,7 +6,6 @@ import dagster as dg
 import pytest
 
 from pipelines.cli import main
-from tests.conftest import make_benchmark
 
 ALL_ASSETS = {
     f"bench/{name}" for name in (
@@ -15,29 +14,6 @@ ALL_ASSETS = {
         "attribution_report",
     )
 }
-
-
-def write_config(tmp_path):
-    root = make_benchmark(tmp_path / "bench")
-    config = tmp_path / "bench.toml"
-    config.write_text(
-        f"""
-dataset = "bench"
-n_reference = 120
-n_real_class = 60
-zoo = []
-chunk_rows = 16
-block_rows = 32
-[source]
-kind = "folder"
-path = "{root}"
-[attributor]
-epochs = 2
-batch_size = 32
-widths = [8, 16]
-"""
-    )
-    return config
 
 
 def materializations(instance):
@@ -50,10 +26,10 @@ def materializations(instance):
 
 
 @pytest.mark.slow
-def test_main_run_materializes_everything_then_reuses(tmp_path, monkeypatch, capsys):
+def test_main_run_materializes_everything_then_reuses(tmp_path, monkeypatch, capsys, config_writer):
     for var in ("MANIFPT_HOME", "MANIFPT_PROFILE", "MANIFPT_CONFIG", "MANIFPT_DEVICE", "DAGSTER_HOME"):
         monkeypatch.delenv(var, raising=False)
-    config = write_config(tmp_path)
+    config = config_writer(tmp_path)
     home = tmp_path / "home"
     args = ["run", "--profile", "tiny", "--config", str(config), "--home", str(home), "--device", "cpu"]
     assert main(args) == 0

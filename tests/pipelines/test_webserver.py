@@ -20,9 +20,6 @@ from pathlib import Path
 import pytest
 from dagster_graphql import DagsterGraphQLClient
 
-from tests.pipelines.test_definitions import STEP_GROUPS
-from tests.pipelines.test_main_run import write_config
-
 CHROMIUM = "/usr/bin/chromium"
 GRAPH_PAGE = "asset-groups"  # "Global asset lineage": one node per group
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -101,12 +98,12 @@ def png_size(path: Path) -> tuple[int, int]:
     return struct.unpack(">II", data[16:24])  # IHDR width, height
 
 
-def check_asset_graph(port: int, tmp_path: Path) -> None:
+def check_asset_graph(port: int, tmp_path: Path, step_groups: set[str]) -> None:
     url = f"http://127.0.0.1:{port}/{GRAPH_PAGE}"
     profile = tmp_path / "chromium"
     dismiss_community_modal(port)
     labels = graph_labels(chromium(profile, url, "--dump-dom"))
-    assert STEP_GROUPS <= labels, f"asset graph shows {sorted(labels)}"
+    assert step_groups <= labels, f"asset graph shows {sorted(labels)}"
     shot = tmp_path / "asset_graph.png"
     chromium(profile, url, f"--screenshot={shot}", "--window-size={},{}".format(*WINDOW), "--hide-scrollbars")
     assert png_size(shot) == WINDOW
@@ -122,10 +119,10 @@ def wait_for_run(client: DagsterGraphQLClient, run_id: str, seconds: float) -> s
 
 
 @pytest.mark.slow
-def test_ui_serves_and_launches_a_run(tmp_path):
+def test_ui_serves_and_launches_a_run(tmp_path, config_writer, step_groups):
     if not Path(CHROMIUM).is_file():  # installed in CI: a missing browser is a failure, not a skip
         pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium package (apt-get install chromium)")
-    config = write_config(tmp_path)
+    config = config_writer(tmp_path)
     port = free_port()
     manifpt = Path(sys.executable).with_name("manifpt")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MANIFPT_", "DAGSTER_"))}
@@ -136,7 +133,7 @@ def test_ui_serves_and_launches_a_run(tmp_path):
     server = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         wait_for(f"http://127.0.0.1:{port}/server_info", 120)
-        check_asset_graph(port, tmp_path)
+        check_asset_graph(port, tmp_path, step_groups)
         client = DagsterGraphQLClient("127.0.0.1", port_number=port)
         run_id = client.submit_job_execution("bench__real_ingestion")
         # Sensor-started runs may hold the run queue (two at a time) for a while first.

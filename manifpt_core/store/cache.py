@@ -1,9 +1,9 @@
 """Store-level caching: a step whose output exists with the same fingerprint reuses it.
 
 Every output is a directory (a Zarr store, or a folder of files). Its record —
-fingerprint, content hash, inputs, settings and a summary — is written inside
-it (Zarr attributes, or ``record.json``) before the directory is renamed into
-place, so a record is only ever seen beside a complete output.
+fingerprint, content hash, inputs, settings and a typed summary — is written
+inside it (Zarr attributes, or ``record.json``) before the directory is renamed
+into place, so a record is only ever seen beside a complete output.
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ import json
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic
 
 import zarr
 
@@ -22,14 +22,15 @@ from manifpt_core.errors import StoreError
 from manifpt_core.store.arrays import RECORD_KEY, read_record
 from manifpt_core.store.atomic import atomic_path
 from manifpt_core.store.hashing import fingerprint
+from manifpt_core.store.layout import RECORD_FILE
+from manifpt_core.store.records import Record, S
 
 logger = logging.getLogger(__name__)
-RECORD_FILE = "record.json"
 
 
 @dataclass
-class Outcome:
-    """What a step produced (or found already stored)."""
+class Outcome(Generic[S]):
+    """What a step produced (or found already stored), with its typed summary."""
 
     step: str
     path: Path
@@ -37,7 +38,7 @@ class Outcome:
     content_hash: str
     reused: bool
     seconds: float
-    summary: dict[str, Any] = field(default_factory=dict)
+    summary: S
 
     def metadata(self) -> dict[str, Any]:
         """Flat, JSON-safe facts for logs and Dagster metadata."""
@@ -47,22 +48,31 @@ class Outcome:
             "seconds": round(self.seconds, 3),
             "fingerprint": self.fingerprint,
             "content_hash": self.content_hash,
-            **self.summary,
+            **self.summary.to_dict(),
         }
 
 
-def load_record(path: Path) -> dict[str, Any] | None:
-    """The record of a stored output, or None when there is none."""
-    path = Path(path)
+def _raw_record(path: Path) -> dict[str, Any] | None:
     if path.suffix == ".zarr":
         return read_record(path)
     record_file = path / RECORD_FILE
-    return json.loads(record_file.read_text()) if record_file.is_file() else None
+    if not record_file.is_file():
+        return None
+    try:
+        return json.loads(record_file.read_text())
+    except json.JSONDecodeError as err:
+        raise StoreError(f"{record_file} is not valid JSON ({err}); delete {path} to recompute it") from err
 
 
-def require_record(path: Path, producer: str) -> dict[str, Any]:
-    """The record of an upstream output; a missing one names the step that makes it."""
-    record = load_record(path)
+def load_record(path: Path, summary_type: type[S]) -> Record[S] | None:
+    """The typed record of a stored output, or None when nothing complete is there."""
+    raw = _raw_record(Path(path))
+    return None if raw is None else Record.from_dict(raw, summary_type)
+
+
+def require_record(path: Path, summary_type: type[S], producer: str) -> Record[S]:
+    """The typed record of an upstream output; a missing one names the step that makes it."""
+    record = load_record(path, summary_type)
     if record is None:
         raise StoreError(f"nothing complete at {path}: materialize {producer} first")
     return record
@@ -74,9 +84,10 @@ def run_cached(
     version: str,
     inputs: Mapping[str, str],
     settings: Mapping[str, Any],
-    compute: Callable[[Path, str], tuple[str, dict[str, Any]]],
+    compute: Callable[[Path, str], tuple[str, S]],
+    summary_type: type[S],
     extra_valid: Callable[[str], bool] | None = None,
-) -> Outcome:
+) -> Outcome[S]:
     """Reuse the output at ``path`` if its fingerprint matches, else ``compute`` it atomically.
 
     ``compute(tmp, fingerprint)`` writes the whole output under ``tmp`` and returns
@@ -86,22 +97,15 @@ def run_cached(
     path = Path(path)
     fp = fingerprint(step, version, inputs, settings)
     start = time.perf_counter()
-    record = load_record(path)
-    if record is not None and record.get("fingerprint") == fp and (extra_valid is None or extra_valid(fp)):
+    raw = _raw_record(path)
+    if raw is not None and raw.get("fingerprint") == fp and (extra_valid is None or extra_valid(fp)):
+        record = Record.from_dict(raw, summary_type)
         logger.info("%s: reusing %s (fingerprint %s)", step, path, fp[:12])
-        return Outcome(step, path, fp, record["content_hash"], True, time.perf_counter() - start, record.get("summary", {}))
+        return Outcome(step, path, fp, record.content_hash, True, time.perf_counter() - start, record.summary)
     logger.info("%s: computing %s", step, path)
     with atomic_path(path) as tmp:
         content_hash, summary = compute(tmp, fp)
-        record = {
-            "step": step,
-            "version": version,
-            "fingerprint": fp,
-            "content_hash": content_hash,
-            "inputs": dict(inputs),
-            "settings": dict(settings),
-            "summary": summary,
-        }
+        record = Record(step, version, fp, content_hash, dict(inputs), dict(settings), summary).to_dict()
         if path.suffix == ".zarr":
             zarr.open(store=str(tmp), mode="r+").attrs[RECORD_KEY] = record
         else:

@@ -133,6 +133,15 @@ def test_load_checkpoint_rejects_missing_and_corrupt_files(tmp_path):
     bad.write_bytes(b"not a checkpoint")
     with pytest.raises(InputError, match="corrupt"):
         load_checkpoint(bad)
+    torch.save({"step": 3}, bad)  # loads with weights_only, but is no state dict of tensors
+    with pytest.raises(InputError, match="bad.pt.*state dict of tensors"):
+        load_checkpoint(bad)
+
+
+@pytest.mark.parametrize("family", ["dcgan", "lsgan", "wgan_gp"])
+def test_batch_norm_families_need_two_images_a_batch(family):
+    with pytest.raises(InputError, match="batch_size >= 2"):
+        get_family(family).train(_images(4), _card(family, batch_size=1), progress=False)
 
 
 @pytest.mark.parametrize("family", ZOO)
@@ -228,7 +237,7 @@ def test_unknown_keys_list_the_valid_keys():
 
 @pytest.mark.parametrize("name", ["", "Upper", "-lead", "has space", "a/b", "x" * 65, 3])
 def test_bad_card_name_states_the_rule(name):
-    with pytest.raises(InputError, match=r"\^\[a-z0-9\]"):
+    with pytest.raises(InputError, match=r"\[a-z0-9\]\[a-z0-9_-\]\{0,63\}"):
         ModelCard(name=name, family="vae")
 
 

@@ -12,9 +12,9 @@ from manifpt_core.attribution import load_attributor, predict
 from manifpt_core.config import settings_from_dict
 from manifpt_core.errors import InputError
 from manifpt_core.steps.attribute import train_attributors
-from manifpt_core.steps.cross import cross_dataset, cross_dataset_path
-from manifpt_core.store import Store, open_array
-from tests.conftest import make_benchmark
+from manifpt_core.names import Method
+from manifpt_core.steps.cross import cross_dataset
+from manifpt_core.store import Store, cross_dataset_dir, open_array
 
 MODELS = ["alpha", "beta"]
 DATASETS = ("bench_a", "bench_b")
@@ -39,12 +39,12 @@ def folder_settings(root, dataset):
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory):
+def built(tmp_path_factory, benchmark_factory):
     """Two datasets of the same models (alpha, beta) on different real images, under one store root."""
     root = tmp_path_factory.mktemp("store")
     stores, settings = [], []
     for seed, name in enumerate(DATASETS):
-        folder = make_benchmark(tmp_path_factory.mktemp(name), seed=seed)
+        folder = benchmark_factory(tmp_path_factory.mktemp(name), seed=seed)
         stores.append(Store(root, name))
         settings.append(folder_settings(folder, name))
         steps.run_pipeline(stores[-1], settings[-1], MODELS)
@@ -53,10 +53,10 @@ def built(tmp_path_factory):
 
 def split_by_hand(store, method, source):
     """A source's test-split inputs read straight from the store: raw images, or rgb artifacts as images."""
-    split = np.asarray(pq.read_table(store.source_manifest(source), columns=["split"]).column("split").to_pylist())
+    split = np.asarray(pq.read_table(store.paths.source_manifest(source), columns=["split"]).column("split").to_pylist())
     if method == "raw":
-        return (open_array(store.images(source))[:].astype(np.float32) / np.float32(255.0))[split == "test"]
-    path = store.artifacts("rgb", source)
+        return (open_array(store.paths.images(source))[:].astype(np.float32) / np.float32(255.0))[split == "test"]
+    path = store.paths.artifacts("rgb", source)
     rows = open_array(path, "query_row")[:]
     return open_array(path, "artifact")[:].reshape(len(rows), 1, 12, 12)[split[rows] == "test"]
 
@@ -67,7 +67,7 @@ def accuracies_by_hand(train, test, method, train_models, classes):
     xs = [split_by_hand(test, method, name) for name in classes]
     y = np.concatenate([np.full(len(x), trained_on.index(name)) for x, name in zip(xs, classes)])
     x = np.concatenate(xs)
-    return [float(np.mean(predict(load_attributor(train.attributor(method) / f"seed{seed}.pt"), x) == y))
+    return [float(np.mean(predict(load_attributor(train.method_dir(Method.parse(method)) / f"seed{seed}.pt"), x) == y))
             for seed in (0, 1)], len(y)
 
 
@@ -84,15 +84,15 @@ def check_rows(rows, stores, models):
         assert row["n_test"] == n > 0
         assert row["accuracy_mean"] == pytest.approx(np.mean(expected))
         assert row["accuracy_std"] == pytest.approx(np.std(expected, ddof=1))
-        own = json.loads((by_name[row["train"]].attributor(row["method"]) / "metrics.json").read_text())
-        assert row["in_dataset_mean"] == own["accuracy_mean"]
+        own = by_name[row["train"]].attributor(Method.parse(row["method"]))
+        assert row["in_dataset_mean"] == own.accuracy_mean
 
 
 def test_cross_dataset_equals_predictions_by_hand_then_reuses(built):
     stores, settings = built
     models = {name: MODELS for name in DATASETS}
     first = cross_dataset(stores, settings, models)
-    assert first.path == cross_dataset_path(stores[0].root) and not first.reused
+    assert first.path == cross_dataset_dir(stores[0].root) and not first.reused
     report = json.loads((first.path / "report.json").read_text())
     check_rows(report["rows"], stores, models)
     assert all(r["dropped_models"] == [] and r["n_dropped"] == 0 for r in report["rows"])
@@ -110,14 +110,14 @@ def test_different_model_lists_match_classes_by_name(built, tmp_path):
     shutil.copytree(stores[0].root, tmp_path / "store")
     copies = [Store(tmp_path / "store", s.dataset) for s in stores]
     for method in ("rgb", "raw"):
-        train_attributors(copies[1], settings[1], method, ["beta"])
+        train_attributors(copies[1], settings[1], Method.parse(method), ["beta"])
     models = {"bench_a": MODELS, "bench_b": ["beta"]}
     report = json.loads((cross_dataset(copies, settings, models).path / "report.json").read_text())
     check_rows(report["rows"], copies, models)
     for row in report["rows"]:
         assert row["classes"] == ["real", "beta"]
         if row["train"] == "bench_b":  # bench_a's alpha samples have no label in bench_b's attributor
-            alpha = pq.read_table(copies[0].source_manifest("alpha"), columns=["split"]).column("split").to_pylist()
+            alpha = pq.read_table(copies[0].paths.source_manifest("alpha"), columns=["split"]).column("split").to_pylist()
             assert row["dropped_models"] == ["alpha"] and row["n_dropped"] == alpha.count("test") > 0
         else:
             assert row["dropped_models"] == []

@@ -8,7 +8,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from manifpt_core import steps
-from manifpt_core.config import PROFILES, load_settings, settings_from_dict
+from manifpt_core.config import PROFILES, settings_from_dict
 from manifpt_core.store import Store, open_array
 
 
@@ -18,24 +18,24 @@ def test_fashion_mnist_and_zoo_end_to_end(tmp_path):
                                    "n_per_model": 100, "device": "cpu"})
     store = Store(tmp_path, settings.dataset)
     real = steps.ingest_real(store, settings)
-    assert real.summary["image_shape"] == [1, 28, 28]
-    assert real.summary["n_reference"] == 300 and real.summary["n_real_class"] == 100
-    manifest = pq.read_table(store.source_manifest("real")).to_pydict()
+    assert real.summary.image_shape == [1, 28, 28]
+    assert real.summary.n_reference == 300 and real.summary.n_real_class == 100
+    manifest = pq.read_table(store.paths.source_manifest("real")).to_pydict()
     assert all(p.startswith("fashion_mnist/train/") for p in manifest["path"][:300])
     assert all(p.startswith("fashion_mnist/test/") for p in manifest["path"][300:])
     assert set(manifest["label"]) <= set(range(10))
     models = [card.name for card in settings.zoo]
     for model in models:
         gen = steps.materialize_generator(store, settings, model)
-        assert gen.summary["kind"] == "zoo" and (gen.path / "samples.png").is_file()
+        assert gen.summary.kind == "zoo" and (gen.path / "samples.png").is_file()
         images = steps.ingest_generated(store, settings, model)
         stored = open_array(images.path)
         assert stored.shape == (100, 1, 28, 28) and stored.dtype == np.uint8
     outcomes = steps.run_pipeline(store, settings, models)
     report = outcomes[-1]
-    space_cards = {o.summary["space"]["space"]: o.summary for o in outcomes if o.step == "space"}
-    assert space_cards["sl"]["encoder"]["kind"] == "supervised" and space_cards["sl"]["feature_dim"] == 256
-    assert space_cards["ssl"]["encoder"]["kind"] == "barlow_twins" and space_cards["rgb"]["encoder"] is None
+    space_cards = {o.summary.space["space"]: o.summary for o in outcomes if o.step == "space"}
+    assert space_cards["sl"].encoder["kind"] == "supervised" and space_cards["sl"].feature_dim == 256
+    assert space_cards["ssl"].encoder["kind"] == "barlow_twins" and space_cards["rgb"].encoder is None
     data = json.loads((report.path / "report.json").read_text())
     assert data["classes"] == ["real", "dcgan", "vae"]
     # dcgan and vae differ in normalization and loss: NMI is defined there, n/a where they agree (skip)
@@ -68,15 +68,5 @@ def test_class_subset_keeps_only_those_labels(tmp_path):
                                    "n_real_class": 50, "source": {"classes": [5, 7, 9]}})
     store = Store(tmp_path, settings.dataset)
     steps.ingest_real(store, settings)
-    labels = pq.read_table(store.source_manifest("real")).column("label").to_pylist()
+    labels = pq.read_table(store.paths.source_manifest("real")).column("label").to_pylist()
     assert set(labels) == {5, 7, 9} and len(labels) == 250
-
-
-def test_demo_and_full_profiles_load():
-    demo = load_settings("demo")
-    from manifpt_core.zoo import families
-
-    assert {c.family for c in demo.zoo} == set(families())  # every family is in the demo zoo
-    assert [c.seed for c in demo.zoo if c.family == "dcgan"] == [0, 1]  # and one architecture twice
-    assert len(demo.seeds) >= 3
-    assert load_settings("full").n_reference > demo.n_reference

@@ -1,6 +1,7 @@
 """The pipeline's steps end to end on a small folder benchmark, checked against brute force."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -40,10 +41,8 @@ def run_all(store, settings):
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory):
-    from tests.conftest import make_benchmark
-
-    root = make_benchmark(tmp_path_factory.mktemp("bench"))
+def built(tmp_path_factory, benchmark_factory):
+    root = benchmark_factory(tmp_path_factory.mktemp("bench"))
     settings = folder_settings(root)
     store = Store(tmp_path_factory.mktemp("store"), "bench")
     return root, settings, store, run_all(store, settings)
@@ -52,8 +51,8 @@ def built(tmp_path_factory):
 def test_real_split_is_disjoint_reference_first(built):
     _, settings, store, outcomes = built
     real = outcomes[0].summary
-    assert real["n_reference"] == 120 and real["n_real_class"] == 60
-    table = __import__("pyarrow.parquet", fromlist=["x"]).read_table(store.source_manifest("real")).to_pydict()
+    assert real.n_reference == 120 and real.n_real_class == 60
+    table = __import__("pyarrow.parquet", fromlist=["x"]).read_table(store.paths.source_manifest("real")).to_pydict()
     assert table["split"][:120] == ["reference"] * 120
     assert set(table["split"][120:]) == {"train", "val", "test"}
     assert not set(table["content_hash"][:120]) & set(table["content_hash"][120:])
@@ -65,12 +64,12 @@ def test_real_split_is_disjoint_reference_first(built):
 def test_stored_artifacts_equal_brute_force(built, space, source):
     _, _, store, _ = built
     n_ref = 120
-    real_emb = open_array(store.embeddings(space, "real"))[:]
+    real_emb = open_array(store.paths.embeddings(space, "real"))[:]
     reference = real_emb[:n_ref]
-    queries = real_emb[n_ref:] if source == "real" else open_array(store.embeddings(space, source))[:]
+    queries = real_emb[n_ref:] if source == "real" else open_array(store.paths.embeddings(space, source))[:]
     d2 = ((queries[:, None, :].astype(np.float64) - reference[None]) ** 2).sum(-1)
     expected_id = d2.argmin(1)
-    path = store.artifacts(space, source)
+    path = store.paths.artifacts(space, source)
     np.testing.assert_array_equal(open_array(path, "nn_id")[:], expected_id)
     np.testing.assert_array_equal(open_array(path, "artifact")[:], queries - reference[expected_id])
     np.testing.assert_allclose(open_array(path, "nn_dist")[:], np.sqrt(d2.min(1)), rtol=1e-5)
@@ -87,12 +86,21 @@ def test_stored_artifacts_equal_brute_force(built, space, source):
     assert np.all(open_array(path, "knn_dist")[:] <= open_array(path, "nn_dist")[:] + 1e-4)
 
 
+def stored_files(root):
+    """Every file under ``root`` with what a rewrite would change: inode (a new file renamed over it),
+    modification time (written in place) and size."""
+    return {path: (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+            for path in sorted(Path(root).rglob("*")) if path.is_file() for stat in [path.stat()]}
+
+
 def test_second_materialization_reuses_the_store(built):
     _, settings, store, first = built
+    before = stored_files(store.root)
     second = run_all(store, settings)
     assert all(o.reused for o in second)
     assert [o.content_hash for o in second] == [o.content_hash for o in first]
-    assert sum(o.seconds for o in second) < 0.5 * sum(o.seconds for o in first)
+    # reused means read, not recomputed: no stored file was written again, none added or removed
+    assert before and stored_files(store.root) == before
 
 
 def test_chunk_and_block_size_do_not_change_results(built, tmp_path):
@@ -111,21 +119,23 @@ def test_chunk_and_block_size_do_not_change_results(built, tmp_path):
         for source in ["real", "alpha"]:
             a = steps.materialize_artifacts(other, settings, space, source)
             assert open_array(a.path, "artifact").chunks[0] == 8
-            b = store.artifacts(space, source)
+            b = store.paths.artifacts(space, source)
+            stored = store.source(source).artifacts(space).record
             for name in ("nn_id", "knn_ids"):
                 np.testing.assert_array_equal(open_array(a.path, name)[:], open_array(b, name)[:])
             if space == "freq":  # a fixed transform: bit for bit
-                assert a.content_hash == steps.load_record(b)["content_hash"]
+                assert a.content_hash == stored.content_hash
             else:  # an encoder: batches of another size may round differently in the last bits
                 np.testing.assert_allclose(open_array(a.path, "artifact")[:], open_array(b, "artifact")[:], atol=1e-4)
 
 
 def test_report_has_every_entry(built):
     _, settings, store, _ = built
-    report = json.loads((store.reports / "report.json").read_text())
+    report = json.loads((store.paths.reports / "report.json").read_text())
     methods = [row["method"] for row in report["main_table"]]
     baselines = ["mccloskey", "nataraj", "durall-lr", "durall-svm", "dzanic", "raw-blurjpeg"]
-    assert [row["key"] for row in report["main_table"]] == [*settings.methods, "raw", *baselines]
+    assert [row["key"] for row in report["main_table"]] == [*map(str, settings.methods), "raw",
+                                                            *(f"baseline:{b}" for b in baselines)]
     assert methods[:2] == ["artifacts (rgb, nearest)", "artifacts (rgb, k-NN projection, k=4)"]
     assert {row["network"] for row in report["main_table"]} == {"resnet", "mlp", "linear-svm", "logistic", "knn", "cnn"}
     # every row is tested on the same samples: the same per-class totals in every confusion matrix
@@ -136,27 +146,27 @@ def test_report_has_every_entry(built):
     for row in report["main_table"]:
         assert 0.0 <= row["accuracy_mean"] <= 1.0
         assert np.asarray(row["confusion"]).sum() == row["n_test"] > 0
-        assert (store.reports / row["figure"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert (store.paths.reports / row["figure"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     for row in report["main_table"]:
         assert row["fdr_mean"] > 0 and set(row["per_class_accuracy"]) == set(report["classes"])
-        assert (store.reports / row["per_class_figure"]).is_file()
+        assert (store.paths.reports / row["per_class_figure"]).is_file()
         if row["kind"] == "baseline":
             assert row["open_set"] is None and len(row["per_seed"]) == len(settings.seeds)
         else:
             assert row["open_set"]["held_out"] == "beta" and 0.0 <= row["open_set"]["auroc"] <= 1.0
     assert report["nmi"] is None  # folder models have no design factors
-    assert set(report["tsne"]) == {"pixels", *settings.methods, "raw"}
-    assert all((store.reports / path).read_bytes()[:4] == b"\x89PNG" for path in report["tsne"].values())
-    md = (store.reports / "report.md").read_text()
+    assert set(report["tsne"]) == {"pixels", *map(str, settings.methods), "raw"}
+    assert all((store.paths.reports / path).read_bytes()[:4] == b"\x89PNG" for path in report["tsne"].values())
+    md = (store.paths.reports / "report.md").read_text()
     assert "artifacts (rgb, nearest)" in md and "raw-image control" in md and "figures/confusion_ssl-knn.png" in md
-    assert "| Dzanic et al.: spectral decay | knn |" in md and "figures/confusion_raw-blurjpeg.png" in md
+    assert "| Dzanic et al.: spectral decay | knn |" in md and "figures/confusion_baseline-raw-blurjpeg.png" in md
     # the planted checkerboard/stripes make the artifacts attributable far above chance (1/3)
     assert report["main_table"][0]["accuracy_mean"] > 0.6
 
 
 def test_corrupt_image_names_the_file_and_keeps_the_store(built, tmp_path):
     root, settings, store, _ = built
-    before = steps.load_record(store.images("alpha"))
+    before = store.model("alpha").record
     (root / "alpha" / "9999.png").write_bytes(b"not a png at all")
     try:
         steps.materialize_generator(store, settings, "alpha")
@@ -164,15 +174,13 @@ def test_corrupt_image_names_the_file_and_keeps_the_store(built, tmp_path):
             steps.ingest_generated(store, settings, "alpha")
     finally:
         (root / "alpha" / "9999.png").unlink()
-    assert steps.load_record(store.images("alpha")) == before
-    assert open_array(store.images("alpha")).shape[0] == 60
+    assert store.model("alpha").record == before
+    assert open_array(store.paths.images("alpha")).shape[0] == 60
 
 
-def test_mixed_sizes_across_sources_are_refused(built, tmp_path):
-    from tests.conftest import make_benchmark
-
-    root = make_benchmark(tmp_path / "b2", size=12)
-    make_benchmark(tmp_path / "b3", size=16)
+def test_mixed_sizes_across_sources_are_refused(built, tmp_path, benchmark_factory):
+    root = benchmark_factory(tmp_path / "b2", size=12)
+    benchmark_factory(tmp_path / "b3", size=16)
     (root / "beta").rename(tmp_path / "old-beta")
     (tmp_path / "b3" / "beta").rename(root / "beta")
     settings = folder_settings(root)
@@ -181,7 +189,7 @@ def test_mixed_sizes_across_sources_are_refused(built, tmp_path):
     steps.materialize_generator(store, settings, "beta")
     with pytest.raises(InputError, match="source.resize"):
         steps.ingest_generated(store, settings, "beta")
-    assert not store.images("beta").exists()
+    assert not store.paths.images("beta").exists()
 
 
 def test_unknown_model_names_the_fix(built):
@@ -196,31 +204,29 @@ def test_the_pipeline_on_cuda_finds_the_same_neighbours(built, tmp_path):
     settings = folder_settings(root, device="cuda")
     store = Store(tmp_path, "bench")
     outcomes = steps.run_pipeline(store, settings, MODELS)
-    engines = {o.summary["search_engine"] for o in outcomes if o.step == "artifacts"}
+    engines = {o.summary.search_engine for o in outcomes if o.step == "artifacts"}
     assert engines <= {"torch-cuda", "faiss-gpu"}
     for space in ("rgb", "freq"):  # fixed transforms: the same vectors, so the same exact neighbours
         for source in ["real", *MODELS]:
-            np.testing.assert_array_equal(open_array(store.artifacts(space, source), "nn_id")[:],
-                                          open_array(cpu_store.artifacts(space, source), "nn_id")[:])
-    report = json.loads((store.reports / "report.json").read_text())
+            np.testing.assert_array_equal(open_array(store.paths.artifacts(space, source), "nn_id")[:],
+                                          open_array(cpu_store.paths.artifacts(space, source), "nn_id")[:])
+    report = json.loads((store.paths.reports / "report.json").read_text())
     assert report["main_table"][0]["accuracy_mean"] > 0.6
 
 
 def test_a_missing_weights_file_names_the_config_key_and_keeps_the_store(built):
     root, _, store, _ = built
-    before = steps.load_record(store.space("sl"))
+    before = store.space("sl")
     settings = folder_settings(root, encoders={"sl": {"weights": "/nonexistent/resnet50.pth"}})
     with pytest.raises(InputError, match=r"encoders.sl.weights = '/nonexistent/resnet50.pth' does not exist"):
         steps.materialize_space(store, settings, "sl")
-    assert steps.load_record(store.space("sl")) == before
+    assert store.space("sl") == before
 
 
-def test_sl_without_labels_or_weights_names_the_fix(tmp_path):
-    from tests.conftest import write_pngs
-
+def test_sl_without_labels_or_weights_names_the_fix(tmp_path, png_writer):
     root = tmp_path / "flat"
-    write_pngs(root / "real", np.random.default_rng(0).integers(0, 255, (90, 1, 12, 12), dtype=np.uint8))
-    write_pngs(root / "alpha", np.zeros((10, 1, 12, 12), dtype=np.uint8))
+    png_writer(root / "real", np.random.default_rng(0).integers(0, 255, (90, 1, 12, 12), dtype=np.uint8))
+    png_writer(root / "alpha", np.zeros((10, 1, 12, 12), dtype=np.uint8))
     settings = folder_settings(root, n_reference=60, n_real_class=30)
     store = Store(tmp_path / "store", "bench")
     steps.ingest_real(store, settings)

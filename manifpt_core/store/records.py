@@ -1,0 +1,310 @@
+"""Typed records: what each step writes beside its output and what the next step (or a user) reads back.
+
+Every stored output carries a :class:`Record` (Zarr attributes, or ``record.json``):
+its fingerprint, content hash, inputs, settings and a step-specific *summary*.
+The summary classes below are the one place where each field is named; steps
+build them and read them as attributes, never by string key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Generic, TypeVar
+
+from manifpt_core.errors import StoreError
+
+
+class Summary:
+    """Base of the typed summaries: plain dataclasses that round-trip through JSON."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Summary:
+        """Build from stored JSON; keys a newer version added (or an older one dropped) are ignored."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        try:
+            return cls(**{k: v for k, v in data.items() if k in names})
+        except TypeError as err:
+            raise StoreError(f"a stored {cls.__name__} lacks fields ({err}); the output predates this version "
+                             "of manifpt: materialize it again") from err
+
+
+S = TypeVar("S", bound=Summary)
+
+
+@dataclass(frozen=True)
+class Record(Generic[S]):
+    """The provenance of one stored output, with its typed summary."""
+
+    step: str
+    version: str
+    fingerprint: str
+    content_hash: str
+    inputs: dict[str, str]
+    settings: dict[str, Any]
+    summary: S
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"step": self.step, "version": self.version, "fingerprint": self.fingerprint,
+                "content_hash": self.content_hash, "inputs": dict(self.inputs), "settings": dict(self.settings),
+                "summary": self.summary.to_dict()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], summary_type: type[S]) -> Record[S]:
+        try:
+            return cls(data["step"], data["version"], data["fingerprint"], data["content_hash"],
+                       dict(data.get("inputs", {})), dict(data.get("settings", {})),
+                       summary_type.from_dict(data.get("summary", {})))
+        except KeyError as err:
+            raise StoreError(f"a stored record lacks {err}; materialize the output again") from err
+
+
+@dataclass(frozen=True)
+class ImagesSummary(Summary):
+    """A source's image store (``images/<source>.zarr``) and manifest.
+
+    For ``real``, rows ``0 .. n_reference`` are the reference set (the manifold estimate, the only thing indexed)
+    and the rest the real class; a generative model has no reference rows. This is the one place that rule lives.
+    """
+
+    n_samples: int
+    image_shape: list[int]
+    manifest: str
+    frechet_space: str
+    n_reference: int = 0
+    n_real_class: int = 0
+    dropped_duplicates_of_reference: int = 0
+    frechet_real_floor: float | None = None
+    frechet_to_real: float | None = None
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        c, h, w = self.image_shape
+        return int(c), int(h), int(w)
+
+    @property
+    def query_start(self) -> int:
+        """The first row that is a sample to attribute (after the reference rows)."""
+        return self.n_reference
+
+    @property
+    def n_queries(self) -> int:
+        return self.n_samples - self.n_reference
+
+
+@dataclass(frozen=True)
+class GeneratorSummary(Summary):
+    """``generators/<model>/``: a trained zoo entry (``kind = "zoo"``) or an observed folder (``"folder"``)."""
+
+    kind: str
+    family: str | None = None
+    image_shape: list[int] | None = None
+    trained_on: int | None = None
+    card: dict[str, Any] | None = None
+    grid: str | None = None
+    folder: str | None = None
+
+    @property
+    def factors(self) -> dict[str, str]:
+        """The design factors of its model card (none for a folder)."""
+        return dict((self.card or {}).get("factors", {}))
+
+
+@dataclass(frozen=True)
+class SpaceSummary(Summary):
+    """``spaces/<space>/card.json``: the space's settings, and for a learned space its encoder."""
+
+    space: dict[str, Any]
+    fingerprint: str
+    encoder: dict[str, Any] | None = None
+    encoder_file: str | None = None
+    encoder_sha256: str | None = None
+    feature_dim: int | None = None
+
+
+@dataclass(frozen=True)
+class EmbeddingsSummary(Summary):
+    """``embeddings/<space>/<source>.zarr``: float32 (n_samples, dim)."""
+
+    n_samples: int
+    dim: int
+    space: str
+    device: str
+
+
+@dataclass(frozen=True)
+class IndexSummary(Summary):
+    """``index/<space>/``: the index file and its card."""
+
+    space: str
+    dim: int
+    n: int
+    kind: str
+    search: dict[str, Any]
+    fingerprint: str
+    recall: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class ArtifactsSummary(Summary):
+    """``artifacts/<space>/<source>.zarr``: one row per query sample, every artifact kind."""
+
+    n_queries: int
+    dim: int
+    n_reference: int
+    kinds: list[str]
+    mean_nn_dist: float
+    search_engine: str
+    index_kind: str
+    recall: dict[str, Any] | None = None
+    knn_k: int | None = None
+    mean_knn_dist: float | None = None
+
+    ARRAYS: ClassVar[dict[str, str]] = {"nearest": "artifact", "knn": "knn_artifact"}
+
+
+@dataclass(frozen=True)
+class SeedResult(Summary):
+    """One seed's attributor (or baseline classifier) on the test split."""
+
+    seed: int
+    test_accuracy: float
+    fdr: float
+    best_epoch: int | None = None
+    best_val_accuracy: float | None = None
+    history: list[dict[str, Any]] | None = None
+
+
+@dataclass(frozen=True)
+class OpenSetResult(Summary):
+    """An attributor trained without one model, and how well its score tells that model's samples apart."""
+
+    held_out: str
+    score: str
+    auroc: float
+    seed: int
+    n_known: int
+    n_unknown: int
+
+
+@dataclass(frozen=True)
+class AttributorMetrics(Summary):
+    """``attributors/<method>/metrics.json`` or ``baselines/<name>/metrics.json``: test metrics over seeds."""
+
+    method: str
+    network: str
+    classes: list[str]
+    n_train: int
+    n_val: int
+    n_test: int
+    seeds: list[int]
+    accuracy_mean: float
+    accuracy_std: float | None
+    fdr_mean: float
+    fdr_std: float | None
+    per_class_accuracy: dict[str, float]
+    per_seed: list[SeedResult]
+    confusion: list[list[int]]
+    confusion_png: str
+    per_class_png: str
+    open_set: OpenSetResult | None = None
+    features_file: str | None = None  # penultimate test features of the first seed (attributors only)
+    label: str | None = None  # baselines: the report's row label
+    parameters: dict[str, Any] | None = None  # baselines: the settings it read
+    feature_shape: list[int] | None = None  # baselines: the classifier's input shape
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> AttributorMetrics:
+        data = dict(data)
+        data["per_seed"] = [SeedResult.from_dict(s) for s in data.get("per_seed", [])]
+        if data.get("open_set") is not None:
+            data["open_set"] = OpenSetResult.from_dict(data["open_set"])
+        return super().from_dict(data)
+
+
+@dataclass(frozen=True)
+class MethodsSummary(Summary):
+    """Several attributors materialized together (one space's artifact kinds): each method's headline numbers."""
+
+    methods: dict[str, dict[str, Any]]
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.methods)  # flat: one metadata entry per method
+
+
+@dataclass(frozen=True)
+class ReportRow(Summary):
+    """One row of the report's main table: a method's accuracy and FDR over seeds, and its figures."""
+
+    method: str  # the label shown
+    key: str  # the method's canonical name (names.Method)
+    space: str | None
+    kind: str | None
+    network: str
+    accuracy_mean: float
+    accuracy_std: float | None
+    fdr_mean: float
+    fdr_std: float | None
+    seeds: list[int]
+    n_test: int
+    per_seed: list[float]
+    per_class_accuracy: dict[str, float]
+    open_set: OpenSetResult | None
+    confusion: list[list[int]]
+    figure: str
+    per_class_figure: str
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ReportRow:
+        data = dict(data)
+        if data.get("open_set") is not None:
+            data["open_set"] = OpenSetResult.from_dict(data["open_set"])
+        return super().from_dict(data)
+
+
+@dataclass(frozen=True)
+class Report(Summary):
+    """``reports/report.json``: everything the report shows."""
+
+    dataset: str
+    profile: str
+    classes: list[str]
+    chance_accuracy: float
+    samples: dict[str, int]
+    main_table: list[ReportRow]
+    nmi: dict[str, dict[str, float | None]] | None
+    tsne: dict[str, str]
+    spaces: list[dict[str, Any]]
+    sample_grids: dict[str, str]
+    generators: list[dict[str, Any]]
+    frechet_space: str
+    frechet_real_floor: float
+    inputs: dict[str, str] = field(default_factory=dict)
+    fingerprint: str = ""
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Report:
+        data = dict(data)
+        data["main_table"] = [ReportRow.from_dict(r) for r in data.get("main_table", [])]
+        return super().from_dict(data)
+
+
+@dataclass(frozen=True)
+class ReportSummary(Summary):
+    """The report step's record summary: the report's path and its headline numbers."""
+
+    main_table: list[dict[str, Any]]
+    open_set: list[dict[str, Any]]
+    nmi: dict[str, dict[str, float | None]] | None
+    tsne: dict[str, str]
+
+
+@dataclass(frozen=True)
+class CrossSummary(Summary):
+    """``cross_dataset/``: every ordered pair of datasets and method."""
+
+    datasets: list[str]
+    rows: list[dict[str, Any]]
