@@ -90,10 +90,10 @@ def run_main(args: argparse.Namespace) -> int:
             for job, partitioning in build_observation_jobs(ds) + build_jobs(ds):
                 for key in keys[partitioning]:
                     _execute(defs.resolve_job_def(job.name), key, instance)
-            reports.append(resource.store(ds.name).paths.reports / "report.md")
+            reports.append(resource.store(ds.name).paths.report_md)
         if has_cross_dataset(specs):  # last: it reads every dataset's attributors
             _execute(defs.resolve_job_def(CROSS_DATASET_JOB), None, instance)
-            reports.append(home.cross_dataset / "report.md")
+            reports.append(home.cross_dataset_report)
     print(f"manifpt: finished in {time.perf_counter() - started:.1f} s")
     for report in reports:
         print(f"manifpt: report at {report}")

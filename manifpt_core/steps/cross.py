@@ -91,7 +91,7 @@ def _score(train: Store, test: Store, method: Method, models: dict[str, list[str
     y = np.array([position[name] for name in shared], dtype=np.int64)[y_shared]
     per_seed = []
     for seed in metrics.seeds:
-        attributor = load_attributor(train.method_dir(method) / f"seed{seed}.pt")
+        attributor = load_attributor(train.paths.weights(method, seed))
         per_seed.append({"seed": seed, "accuracy": accuracy(y, predict(attributor, x, device=device))})
     mean, std = mean_std([s["accuracy"] for s in per_seed])
     dropped = sorted(set(models[test.dataset]) - set(models[train.dataset]))

@@ -114,7 +114,7 @@ def _observe_folder(store: Store, settings: Settings, model: str) -> Outcome[Gen
 def sample_generator(store: Store, card: ModelCard, n: int, device: str) -> np.ndarray:
     """``n`` uint8 samples from a trained zoo entry (seeded by the card, so reproducible)."""
     record = store.generator(card.name)
-    state = load_checkpoint(store.paths.generator(card.name) / CHECKPOINT_FILE)
+    state = load_checkpoint(store.paths.checkpoint(card.name))
     shape = tuple(record.summary.image_shape)
     # Samples use seed + 1, so they are not the preview grid's images.
     return get_family(card.family).sample(state, card, shape, n, seed=card.seed + 1, device=resolve_device(device))

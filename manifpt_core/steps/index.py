@@ -66,7 +66,7 @@ def build_index(store: Store, settings: Settings, space: str) -> Outcome[IndexSu
 def load_index(store: Store, space: str) -> faiss.Index:
     """Read a built index back from the store."""
     store.index(space)  # a clear error when it was never built
-    return search.load_index(store.paths.index(space) / INDEX_FILE)
+    return search.load_index(store.paths.index_file(space))
 
 
 def open_searcher(store: Store, settings: Settings, space: str) -> search.Searcher:

@@ -19,7 +19,6 @@ from manifpt_core.names import Method
 from manifpt_core.steps.analysis import factor_names, nmi_table, tsne_maps
 from manifpt_core.steps.attribute import CONTROL
 from manifpt_core.store import Outcome, Store, class_names, combine_hashes, run_cached
-from manifpt_core.store.layout import GRID_FILE
 from manifpt_core.store.records import Report, ReportRow, ReportSummary
 
 REPORT_VERSION = "6"
@@ -63,7 +62,7 @@ def _table_row(store: Store, settings: Settings, method: Method, figures: Path) 
 def _generators(store: Store, models: list[str], figures: Path) -> tuple[dict[str, str], list[dict[str, Any]]]:
     grids, generators = {}, []
     for model in models:
-        grid = store.paths.generator(model) / GRID_FILE
+        grid = store.paths.generator_grid(model)
         if grid.is_file():
             shutil.copyfile(grid, figures / f"samples_{model}.png")
             grids[model] = f"figures/samples_{model}.png"

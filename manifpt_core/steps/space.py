@@ -92,5 +92,5 @@ def open_space(store: Store, space_name: str, device: str = "cpu") -> Embedder:
     """The stored space (its encoder loaded on ``device``)."""
     space = get_space(space_name)
     store.space(space_name)  # a clear error when the space was never materialized
-    encoder = load_encoder(store.paths.space(space_name) / ENCODER_FILE) if space.learned else None
+    encoder = load_encoder(store.paths.encoder(space_name)) if space.learned else None
     return Embedder(space, encoder, device)

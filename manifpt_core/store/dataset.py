@@ -26,7 +26,7 @@ from manifpt_core.errors import InputError, StoreError
 from manifpt_core.names import REAL, Method, check_model_name
 from manifpt_core.store.arrays import open_array
 from manifpt_core.store.cache import require_record
-from manifpt_core.store.layout import METRICS_FILE, Layout
+from manifpt_core.store.layout import Layout
 from manifpt_core.store.manifest import read_manifest
 from manifpt_core.store.records import (
     ArtifactsSummary,
@@ -99,17 +99,17 @@ class Store:
 
     def attributor(self, method: Method) -> AttributorMetrics:
         """The test metrics of a method (an attributor, the control or a baseline)."""
-        path = self.method_dir(method) / METRICS_FILE
+        path = self.paths.metrics(method)
         if not path.is_file():
             raise StoreError(f"no metrics at {path}: materialize {str(method)!r} first")
         return AttributorMetrics.from_dict(json.loads(path.read_text()))
 
     def method_dir(self, method: Method) -> Path:
         """Where a method's networks, metrics and figures live."""
-        return self.paths.baseline(method.baseline) if method.is_baseline else self.paths.attributor(str(method))
+        return self.paths.method(method)
 
     def report(self) -> Report:
-        path = self.paths.reports / "report.json"
+        path = self.paths.report_json
         if not path.is_file():
             raise StoreError(f"no report at {path}: materialize the attribution report first")
         return Report.from_dict(json.loads(path.read_text()))

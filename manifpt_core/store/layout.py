@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from manifpt_core.errors import InputError
-from manifpt_core.names import REAL, check_model_name, check_name
+from manifpt_core.names import REAL, Method, check_model_name, check_name
 
 CROSS_DIR = "cross_dataset"  # beside the datasets under the store root
 RECORD_FILE = "record.json"  # the record of an output that is a folder of files
@@ -21,6 +21,7 @@ ENCODER_FILE = "encoder.pt"
 CHECKPOINT_FILE = "checkpoint.pt"
 GRID_FILE = "samples.png"
 METRICS_FILE = "metrics.json"
+REPORT_JSON, REPORT_MD = "report.json", "report.md"
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,10 @@ class Home:
     @property
     def cross_dataset(self) -> Path:
         return cross_dataset_dir(self.store_root)
+
+    @property
+    def cross_dataset_report(self) -> Path:
+        return self.cross_dataset / REPORT_MD
 
 
 def cross_dataset_dir(store_root: str | Path) -> Path:
@@ -82,14 +87,29 @@ class Layout:
     def generator(self, model: str) -> Path:
         return self.base / "generators" / check_model_name(model)
 
+    def checkpoint(self, model: str) -> Path:
+        """A trained zoo entry's weights."""
+        return self.generator(model) / CHECKPOINT_FILE
+
+    def generator_grid(self, model: str) -> Path:
+        """A trained zoo entry's preview grid of samples."""
+        return self.generator(model) / GRID_FILE
+
     def space(self, space: str) -> Path:
         return self.base / "spaces" / check_name("space", space)
+
+    def encoder(self, space: str) -> Path:
+        """A learned space's encoder file."""
+        return self.space(space) / ENCODER_FILE
 
     def embeddings(self, space: str, source: str) -> Path:
         return self.base / "embeddings" / check_name("space", space) / f"{check_source_name(source)}.zarr"
 
     def index(self, space: str) -> Path:
         return self.base / "index" / check_name("space", space)
+
+    def index_file(self, space: str) -> Path:
+        return self.index(space) / INDEX_FILE
 
     def artifacts(self, space: str, source: str) -> Path:
         return self.base / "artifacts" / check_name("space", space) / f"{check_source_name(source)}.zarr"
@@ -101,9 +121,28 @@ class Layout:
     def baseline(self, name: str) -> Path:
         return self.base / "baselines" / check_name("baseline", name)
 
+    def method(self, method: Method) -> Path:
+        """Where a method's networks, metrics and figures live: ``attributors/<method>`` or ``baselines/<name>``."""
+        return self.baseline(method.baseline) if method.is_baseline else self.attributor(str(method))
+
+    def metrics(self, method: Method) -> Path:
+        return self.method(method) / METRICS_FILE
+
+    def weights(self, method: Method, seed: int) -> Path:
+        """One seed's network of a method."""
+        return self.method(method) / f"seed{seed}.pt"
+
     @property
     def reports(self) -> Path:
         return self.base / "reports"
+
+    @property
+    def report_json(self) -> Path:
+        return self.reports / REPORT_JSON
+
+    @property
+    def report_md(self) -> Path:
+        return self.reports / REPORT_MD
 
     def stored_sources(self) -> list[str]:
         """The sources with an image store here, ``real`` first (hidden leftovers of unfinished writes skipped)."""

@@ -24,11 +24,11 @@ from dagster._core.definitions.data_version import (
 )
 from dagster._core.loader import LoadingContextForTest
 
-from pipelines.automation import ON_CHANGE
+from assets.automation import ON_CHANGE
+from assets.partitions import DatasetSpec
+from assets.resources import ManifptResource
 from pipelines.driver import AutomationDriver
 from pipelines.jobs import build_jobs, partition_keys
-from pipelines.partitions import DatasetSpec
-from pipelines.resources import ManifptResource
 
 DS = "bench"
 SPACES = ("rgb", "freq", "sl", "ssl")

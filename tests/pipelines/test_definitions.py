@@ -3,8 +3,8 @@
 import dagster as dg
 import pytest
 
+from assets.resources import ManifptResource
 from pipelines.definitions import build_definitions, defs
-from pipelines.resources import ManifptResource
 
 SOURCES = {"real_source", "model_source", "model_set"}
 ASSETS = SOURCES | {"real_images", "generator", "generated_images", "embedding_space", "real_embeddings", "generated_embeddings",

@@ -5,9 +5,9 @@ import shutil
 import dagster as dg
 import pytest
 
+from assets.resources import ManifptResource
+from manifpt_core.steps.generators import model_set_version
 from pipelines.definitions import build_definitions
-from pipelines.discovery import model_set_version
-from pipelines.resources import ManifptResource
 
 PARTITIONS = "models_bench"
 MODEL_SET = dg.AssetKey(["bench", "model_set"])
@@ -60,13 +60,13 @@ def test_a_removed_model_loses_its_partition_and_its_data_by_setting(code_locati
     resource, defs = code_location(policy)
     store = resource.store("bench")
     settings = resource.settings("bench")
-    paths = store.model_paths("gamma", settings.spaces)
+    paths = store.paths.model_paths("gamma", settings.spaces)
     for path in paths[:2] + paths[3:]:
         (path / "zarr.json").parent.mkdir(parents=True)
         (path / "zarr.json").write_text("{}")
     paths[2].parent.mkdir(parents=True, exist_ok=True)
     paths[2].write_bytes(b"manifest")
-    kept = store.model_paths("alpha", settings.spaces)[0]
+    kept = store.paths.model_paths("alpha", settings.spaces)[0]
     kept.mkdir(parents=True)
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions(PARTITIONS, ["alpha", "beta", "gamma"])  # gamma's folder is gone

@@ -16,11 +16,10 @@ from manifpt_core.attribution import (
     load_attributor,
     predict,
     predict_proba,
-    resolve_device,
     save_attributor,
 )
 from manifpt_core.errors import InputError
-from manifpt_core.torch_helpers import channel_stats
+from manifpt_core.torch_helpers import channel_stats, resolve_device
 
 SIDE = 16
 SMALL = FitSettings(epochs=6, batch_size=64, lr=3e-3, patience=3, widths=(8, 16, 32))
@@ -42,14 +41,7 @@ def make_patterns(n_per_class: int, seed: int, noise: float = 0.8) -> tuple[np.n
     return x[order], y[order]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def single_thread():
-    # Tiny models gain little from intra-op threads, and on a shared 2-core machine OpenMP
-    # threads spin-waiting against other processes slow training ~20x; one thread is stable.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 @pytest.fixture(scope="module")

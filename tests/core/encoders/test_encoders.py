@@ -29,14 +29,7 @@ SIDE = 16
 SMALL = {"steps": 120, "batch_size": 64, "lr": 3e-3, "widths": (8, 16, 32), "feature_dim": 32, "projector_dim": 64}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def single_thread():
-    # Tiny models gain little from intra-op threads, and on a shared 2-core machine OpenMP
-    # threads spin-waiting against other processes slow training many times; one thread is stable.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def make_stripes(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

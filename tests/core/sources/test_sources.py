@@ -274,7 +274,7 @@ def test_discover_benchmark_errors(tmp_path):
         discover_benchmark(tmp_path)
     (tmp_path / "real").mkdir()
     (tmp_path / "Style GAN").mkdir()
-    with pytest.raises(InputError, match=r"Style GAN.*\^\[a-z0-9\].*'style_gan'"):
+    with pytest.raises(InputError, match=r"Style GAN.*\[a-z0-9\].*'style_gan'"):
         discover_benchmark(tmp_path)
 
 
@@ -299,3 +299,10 @@ def test_class_subfolders_give_labels_and_flat_folders_none():
     assert names == ["bag", "shoe"] and labels.tolist() == [1, 0, 1]
     labels, names = folder_labels(["shoe/1.png", "2.png"])
     assert names == [] and labels.tolist() == [-1, -1]
+
+
+def test_a_model_folder_name_with_a_trailing_newline_is_refused(tmp_path):
+    (tmp_path / "real").mkdir()
+    (tmp_path / "gan\n").mkdir()
+    with pytest.raises(InputError, match="does not match"):
+        discover_benchmark(tmp_path)

@@ -11,8 +11,8 @@ from manifpt_core import steps
 from manifpt_core.attribution import load_attributor, predict
 from manifpt_core.config import settings_from_dict
 from manifpt_core.errors import InputError
-from manifpt_core.steps.attribute import train_attributors
 from manifpt_core.names import Method
+from manifpt_core.steps.attribute import train_attributors
 from manifpt_core.steps.cross import cross_dataset
 from manifpt_core.store import Store, cross_dataset_dir, open_array
 
