@@ -124,6 +124,10 @@ class Settings:
     baselines: BaselineSettings = field(default_factory=BaselineSettings)
     seeds: tuple[int, ...] = setting((0,), ge=0)
     open_set_holdout: str = "auto"
+    # The open-set operating point: the share of known validation images a query accepts (docs/querying.md).
+    open_set_accept: float = setting(0.95, gt=0, le=1)
+    # A folder of model folders beside any real source: each subfolder is a generative model's samples.
+    models_path: str | None = None
     removed_models: str = "keep"  # a model whose folder or zoo entry is gone: keep or delete its stored data
     data_seed: int = setting(0, ge=0)
     chunk_rows: int = positive(1024)

@@ -22,6 +22,9 @@ CHECKPOINT_FILE = "checkpoint.pt"
 GRID_FILE = "samples.png"
 METRICS_FILE = "metrics.json"
 REPORT_JSON, REPORT_MD = "report.json", "report.md"
+SAMPLES_FILE, PREDICTIONS_FILE = "samples.parquet", "predictions.parquet"
+QUERY_RESULT = "attribution.parquet"  # a query set's output, beside its images
+QUERY_HIDDEN = ".manifpt"  # a query set's figures and record (hidden: never read as query images)
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,21 @@ class Home:
     @property
     def cross_dataset_report(self) -> Path:
         return self.cross_dataset / REPORT_MD
+
+    @property
+    def queries(self) -> Path:
+        """Query sets: one folder of images each (``queries/<name>/``), attributed by the query asset."""
+        return self.path / "queries"
+
+    def query_set(self, name: str) -> Path:
+        return self.queries / check_name("query set", name)
+
+    def query_result(self, name: str) -> Path:
+        return self.query_set(name) / QUERY_RESULT
+
+    def query_extras(self, name: str) -> Path:
+        """A query set's record and thumbnail grid, in a hidden folder beside its images."""
+        return self.query_set(name) / QUERY_HIDDEN
 
 
 def cross_dataset_dir(store_root: str | Path) -> Path:
@@ -143,6 +161,20 @@ class Layout:
     @property
     def report_md(self) -> Path:
         return self.reports / REPORT_MD
+
+    @property
+    def features(self) -> Path:
+        """The feature table: one row a stored sample (``samples.parquet``), one a test prediction and seed
+        (``predictions.parquet``)."""
+        return self.base / "features"
+
+    @property
+    def samples_table(self) -> Path:
+        return self.features / SAMPLES_FILE
+
+    @property
+    def predictions_table(self) -> Path:
+        return self.features / PREDICTIONS_FILE
 
     def stored_sources(self) -> list[str]:
         """The sources with an image store here, ``real`` first (hidden leftovers of unfinished writes skipped)."""

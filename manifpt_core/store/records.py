@@ -191,6 +191,18 @@ class OpenSetResult(Summary):
 
 
 @dataclass(frozen=True)
+class OperatingPoint(Summary):
+    """The open-set threshold of an attributor: a query whose score (the seeds' mean softmax, its maximum) is
+    below ``threshold`` is ``unknown``. Calibrated so that ``accept`` of the known validation images pass."""
+
+    score: str
+    accept: float
+    threshold: float
+    n_val: int
+    test_accepted: float  # the share of the (known) test images that pass: the operating point, measured
+
+
+@dataclass(frozen=True)
 class AttributorMetrics(Summary):
     """``attributors/<method>/metrics.json`` or ``baselines/<name>/metrics.json``: test metrics over seeds."""
 
@@ -215,6 +227,7 @@ class AttributorMetrics(Summary):
     label: str | None = None  # baselines: the report's row label
     parameters: dict[str, Any] | None = None  # baselines: the settings it read
     feature_shape: list[int] | None = None  # baselines: the classifier's input shape
+    operating_point: OperatingPoint | None = None  # attributors and the control: the open-set threshold
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> AttributorMetrics:
@@ -222,6 +235,8 @@ class AttributorMetrics(Summary):
         data["per_seed"] = [SeedResult.from_dict(s) for s in data.get("per_seed", [])]
         if data.get("open_set") is not None:
             data["open_set"] = OpenSetResult.from_dict(data["open_set"])
+        if data.get("operating_point") is not None:
+            data["operating_point"] = OperatingPoint.from_dict(data["operating_point"])
         return super().from_dict(data)
 
 
@@ -262,6 +277,8 @@ class ReportRow(Summary):
         data = dict(data)
         if data.get("open_set") is not None:
             data["open_set"] = OpenSetResult.from_dict(data["open_set"])
+        if data.get("operating_point") is not None:
+            data["operating_point"] = OperatingPoint.from_dict(data["operating_point"])
         return super().from_dict(data)
 
 
