@@ -18,6 +18,7 @@ from manifpt_core.attribution.train import (
     predict,
     predict_logits,
     predict_proba,
+    softmax,
 )
 
 __all__ = [
@@ -32,5 +33,6 @@ __all__ = [
     "predict",
     "predict_logits",
     "predict_proba",
+    "softmax",
     "save_attributor",
 ]

@@ -36,6 +36,7 @@ __all__ = [
     "predict_proba",
     "resolve_device",
     "save_attributor",
+    "softmax",
 ]
 
 logger = logging.getLogger(__name__)
@@ -241,7 +242,11 @@ def predict(
     return (labels, feats) if return_features else labels
 
 
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Class probabilities (N, num_classes) float32 from logits, as every prediction here computes them."""
+    return torch.softmax(torch.from_numpy(np.asarray(logits, np.float32)), dim=1).numpy()
+
+
 def predict_proba(result: FitResult, x: np.ndarray, device: str = "cpu", batch_size: int = 512) -> np.ndarray:
     """Softmax class probabilities (N, num_classes) float32 for artifacts ``x``."""
-    logits = predict_logits(result, x, device, batch_size)
-    return torch.softmax(torch.from_numpy(logits), dim=1).numpy()
+    return softmax(predict_logits(result, x, device, batch_size))

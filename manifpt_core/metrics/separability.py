@@ -88,6 +88,18 @@ def open_set_auroc(known_scores: np.ndarray, unknown_scores: np.ndarray) -> floa
     return float(roc_auc_score(y, np.r_[known, unknown]))
 
 
+def acceptance_threshold(known_scores: np.ndarray, accept: float) -> float:
+    """The largest threshold ``t`` such that at least ``accept`` of ``known_scores`` are ``>= t`` (a sample is
+    accepted as known when its confidence score reaches ``t``)."""
+    scores = np.sort(np.asarray(known_scores, dtype=np.float64))
+    if scores.size == 0:
+        raise ValueError("an acceptance threshold needs the scores of known samples")
+    if not 0.0 < accept <= 1.0:
+        raise ValueError(f"accept = {accept!r} must be in (0, 1]")
+    n_rejected = int(np.floor(scores.size * (1.0 - accept) + 1e-9))  # at most this many fall below t
+    return float(scores[min(n_rejected, scores.size - 1)])
+
+
 def mean_std(values: list[float] | np.ndarray) -> tuple[float, float | None]:
     """Mean and sample standard deviation (ddof 1) over seeds; the std of one seed is unknown (None)."""
     values = np.asarray(values, dtype=np.float64)

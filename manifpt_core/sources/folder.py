@@ -42,7 +42,7 @@ MODEL_NAME_PATTERN = NAME_RULE
 
 _CHANNELS = {"L": 1, "RGB": 3}
 # What PIL raises on unreadable or corrupt files; re-raised as InputError with the file name.
-_PIL_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error, zlib.error,
+PIL_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error, zlib.error,
                Image.DecompressionBombError)
 
 
@@ -131,7 +131,7 @@ def _read_image(path: Path, resize: Resize | None) -> np.ndarray:
                 if resize is not None:
                     img = img.resize((resize.size[1], resize.size[0]), RESIZE_FILTERS[resize.filter])
                 return np.asarray(img, dtype=np.uint8)
-    except _PIL_ERRORS as err:
+    except PIL_ERRORS as err:
         raise InputError(
             f"{path}: cannot read image ({type(err).__name__}: {err}). Fix: replace or delete the file."
         ) from err
@@ -219,6 +219,26 @@ def _suggest_model_name(name: str) -> str:
     return suggestion or "model_1"
 
 
+def _model_subfolders(root: Path) -> list[Path]:
+    """The subfolders of ``root`` that name a model (``real`` included), sorted by name.
+
+    Hidden folders and plain files are ignored; a folder name that breaks the model-name rule is an InputError.
+    """
+    found = []
+    for child in sorted(root.iterdir(), key=lambda p: p.name):
+        if child.name.startswith(".") or not child.is_dir():
+            continue
+        if child.name != REAL and MODEL_NAME_PATTERN.fullmatch(child.name) is None:
+            raise InputError(
+                f"{child}: model folder name {child.name!r} does not match {MODEL_NAME_PATTERN.pattern} "
+                "(lowercase letters, digits, '_' and '-', at most 64 characters, starting with a letter or digit), "
+                "because it becomes a file name and partition key. "
+                f"Fix: rename the folder (e.g. to {_suggest_model_name(child.name)!r}) or move it out of {root}."
+            )
+        found.append(child)
+    return found
+
+
 def discover_benchmark(root: str | os.PathLike[str]) -> dict[str, Path]:
     """Find the image folders of a GM-CIFAR10-style benchmark.
 
@@ -236,18 +256,7 @@ def discover_benchmark(root: str | os.PathLike[str]) -> dict[str, Path]:
     """
     root = Path(root)
     _require_dir(root, "Benchmark root")
-    models: dict[str, Path] = {}
-    for child in sorted(root.iterdir(), key=lambda p: p.name):
-        if child.name.startswith(".") or not child.is_dir():
-            continue
-        if child.name != REAL and MODEL_NAME_PATTERN.fullmatch(child.name) is None:
-            raise InputError(
-                f"{child}: model folder name {child.name!r} does not match {MODEL_NAME_PATTERN.pattern} "
-                "(lowercase letters, digits, '_' and '-', at most 64 characters, starting with a letter or digit), "
-                "because it becomes a file name and partition key. "
-                f"Fix: rename the folder (e.g. to {_suggest_model_name(child.name)!r}) or move it out of {root}."
-            )
-        models[child.name] = child
+    models = {child.name: child for child in _model_subfolders(root)}
     if REAL not in models:
         raise InputError(
             f"Benchmark root {root} has no 'real' folder. Fix: put the real images in {root / 'real'}/ "
@@ -257,6 +266,46 @@ def discover_benchmark(root: str | os.PathLike[str]) -> dict[str, Path]:
         logger.warning("Benchmark root %s has a 'real' folder but no model folder", root)
     real = models.pop(REAL)
     return {REAL: real, **models}
+
+
+def discover_models(root: str | os.PathLike[str]) -> dict[str, Path]:
+    """Find the model folders of a models folder (the setting ``models_path``): one ``<root>/<model>/`` per
+    generative model, beside any real source.
+
+    Hidden folders and plain files in ``root`` are ignored; folders are not opened here (an empty one is
+    reported when loaded). A relative ``root`` is read from the current directory, like ``source.path``.
+
+    Returns:
+        ``{model: path, ...}`` sorted by name; empty when ``root`` holds no model folder.
+
+    Raises:
+        InputError: ``root`` is missing or not a directory, a folder name does not match
+            ``^[a-z0-9][a-z0-9_-]{0,63}$``, or a folder is named ``real`` (reserved for the real images).
+    """
+    root = Path(root)
+    shown = str(root) if root.is_absolute() else f"{root} (relative to the current directory {Path.cwd()})"
+    if not root.exists():
+        raise InputError(
+            f"models_path {shown} does not exist. Fix: create it with one folder of images per model "
+            "(<models_path>/<model_name>/), correct the setting models_path, or remove it."
+        )
+    if not root.is_dir():
+        raise InputError(
+            f"models_path {shown} is not a directory. Fix: point the setting models_path to the folder that "
+            "holds one folder of images per model."
+        )
+    models: dict[str, Path] = {}
+    for child in _model_subfolders(root):
+        if child.name == REAL:
+            raise InputError(
+                f"{child}: the folder name {REAL!r} is reserved for the real images, which come from the source "
+                "(source.kind, source.path), never from models_path. "
+                f"Fix: rename the folder (e.g. to 'real_model') or move it out of {root}."
+            )
+        models[child.name] = child
+    if not models:
+        logger.warning("models_path %s holds no model folder", root)
+    return models
 
 
 def folder_content_hash(folder: str | os.PathLike[str]) -> str:

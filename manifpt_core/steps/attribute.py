@@ -15,17 +15,20 @@ from pathlib import Path
 import numpy as np
 
 from manifpt_core.attribution import (
+    FitResult,
     accuracy,
     confusion_matrix,
     fit_attributor,
-    predict,
+    load_attributor,
+    predict_logits,
     predict_proba,
     save_attributor,
+    softmax,
 )
 from manifpt_core.config import Settings
 from manifpt_core.errors import InputError
 from manifpt_core.figures import save_confusion_matrix, save_per_class_bars
-from manifpt_core.metrics.separability import fd_ratio, mean_std, open_set_auroc
+from manifpt_core.metrics.separability import acceptance_threshold, fd_ratio, mean_std, open_set_auroc
 from manifpt_core.names import Method
 from manifpt_core.spaces import get_space
 from manifpt_core.store import (
@@ -43,13 +46,15 @@ from manifpt_core.store.records import (
     AttributorMetrics,
     MethodsSummary,
     OpenSetResult,
+    OperatingPoint,
     SeedResult,
 )
 from manifpt_core.torch_helpers import resolve_device
 
 logger = logging.getLogger(__name__)
 
-ATTRIBUTOR_VERSION = "3"
+ATTRIBUTOR_VERSION = "4"
+OPEN_SET_SCORE = "max softmax (mean over seeds)"  # the open-set score queries use
 FEATURES_FILE = "test_features.npz"  # penultimate features and labels of the test set (first seed)
 CONTROL = Method.control()  # the same network on the raw images instead of artifacts
 
@@ -108,10 +113,13 @@ def train_attributors(store: Store, settings: Settings, method: Method, models: 
         (x_tr, y_tr), (x_va, y_va), (x_te, y_te) = data["train"], data["val"], data["test"]
         device = resolve_device(settings.device)
         tmp.mkdir(parents=True)
-        per_seed, matrices, weight_hashes = [], [], {}
+        per_seed, matrices, weight_hashes, val_probs, test_probs = [], [], {}, [], []
         for seed in settings.seeds:
             result = fit_attributor(x_tr, y_tr, x_va, y_va, len(classes), fit, seed=seed, device=device)
-            y_pred, features = predict(result, x_te, device=device, return_features=True)
+            logits, features = predict_logits(result, x_te, device=device, return_features=True)
+            y_pred = logits.argmax(axis=1)
+            test_probs.append(softmax(logits))
+            val_probs.append(predict_proba(result, x_va, device=device))
             acc = accuracy(y_te, y_pred)
             matrices.append(confusion_matrix(y_te, y_pred, len(classes)))
             per_seed.append(SeedResult(seed=seed, test_accuracy=acc, fdr=fd_ratio(features, y_te, seed)["fdr"],
@@ -124,13 +132,36 @@ def train_attributors(store: Store, settings: Settings, method: Method, models: 
             logger.info("attributor %s seed %d: test accuracy %.4f", method, seed, acc)
         metrics = seed_metrics(tmp, str(method), "resnet" if x_tr.ndim == 4 else "mlp", classes, per_seed, matrices,
                                n_split=(len(y_tr), len(y_va), len(y_te)),
-                               open_set=_open_set(data, classes, settings, device), features_file=FEATURES_FILE)
+                               open_set=_open_set(data, classes, settings, device), features_file=FEATURES_FILE,
+                               operating_point=operating_point(val_probs, test_probs, settings.open_set_accept))
         write_metrics(tmp, metrics)
         return combine_hashes(weight_hashes), metrics
 
     return run_cached(store.method_dir(method), "attributor", ATTRIBUTOR_VERSION, inputs,
                       {"fit": asdict(fit), "seeds": list(settings.seeds), "classes": classes,
-                       "open_set_holdout": open_set_holdout(settings, classes)}, compute, AttributorMetrics)
+                       "open_set_holdout": open_set_holdout(settings, classes),
+                       "open_set_accept": settings.open_set_accept}, compute, AttributorMetrics)
+
+
+def operating_point(val_probs: list[np.ndarray], test_probs: list[np.ndarray], accept: float) -> OperatingPoint:
+    """The open-set threshold on the seeds' mean softmax: ``accept`` of the validation images (every one of a
+    known class) reach it; ``test_accepted`` is the share of the test images that do (the measured rate)."""
+    val_score = np.mean(val_probs, axis=0).max(axis=1)
+    threshold = acceptance_threshold(val_score, accept)
+    test_score = np.mean(test_probs, axis=0).max(axis=1)
+    return OperatingPoint(score=OPEN_SET_SCORE, accept=accept, threshold=threshold, n_val=len(val_score),
+                          test_accepted=float((test_score >= threshold).mean()))
+
+
+def seed_networks(store: Store, method: Method) -> tuple[AttributorMetrics, list[tuple[int, FitResult]]]:
+    """A stored method's metrics and its trained network of every seed, in seed order (an attributor or the
+    control; a classical baseline keeps no network)."""
+    if method.is_baseline:
+        raise InputError(f"{method} is a baseline: queries and the feature table use the attributors and the "
+                         f"control ({CONTROL})")
+    store.attributor_record(method)  # a clear error naming what to materialize
+    metrics = store.attributor(method)
+    return metrics, [(seed, load_attributor(store.paths.weights(method, seed))) for seed in metrics.seeds]
 
 
 def write_metrics(folder: Path, metrics: AttributorMetrics) -> None:

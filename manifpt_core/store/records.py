@@ -325,3 +325,31 @@ class CrossSummary(Summary):
 
     datasets: list[str]
     rows: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class FeatureTableSummary(Summary):
+    """``features/``: ``samples.parquet`` (one row a stored sample) and ``predictions.parquet`` (one row a test
+    sample, method and seed)."""
+
+    n_samples: int
+    n_predictions: int
+    spaces: list[str]
+    methods: list[str]
+    classes: list[str]
+    columns: list[str]
+    accuracy: dict[str, float]  # per method, the mean over seeds of the test accuracy (as the report's)
+
+
+@dataclass(frozen=True)
+class QuerySetSummary(Summary):
+    """A query set's ``attribution.parquet``: its images attributed in every dataset."""
+
+    name: str
+    n_images: int
+    n_failed: int
+    datasets: list[str]
+    methods: list[str]
+    result: str
+    unknown_share: dict[str, float]  # per dataset and method ("dataset/method"), the share judged unknown
+    predicted: dict[str, dict[str, int]]  # per "dataset/method", how many images each source was named for

@@ -1,0 +1,202 @@
+"""Attributing new images with what a dataset's store holds: its encoders, indexes and trained attributors.
+
+Nothing is retrained or re-embedded: an image is embedded in every space with the
+stored encoder, its nearest real reference points are found in the stored index,
+its artifacts of every kind are computed exactly as the artifact step computes
+them, and every stored attributor (each seed; the probabilities averaged) and the
+raw-image control name its source. The open-set verdict compares the averaged
+maximum probability with the attributor's recorded operating point.
+
+    engine = QueryEngine(store, settings)          # loads encoders, indexes, networks (once)
+    answers = engine.attribute(read_query_images(paths, engine.shape, store.dataset))
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from manifpt_core.artifacts import artifacts_of_block
+from manifpt_core.attribution import FitResult, predict_proba
+from manifpt_core.config import Settings
+from manifpt_core.errors import InputError
+from manifpt_core.names import Method
+from manifpt_core.query.images import QueryImage
+from manifpt_core.spaces import get_space
+from manifpt_core.steps.attribute import CONTROL, seed_networks
+from manifpt_core.steps.index import open_searcher
+from manifpt_core.steps.space import Embedder, open_space
+from manifpt_core.store import Store
+from manifpt_core.store.records import ArtifactsSummary, AttributorMetrics
+from manifpt_core.torch_helpers import resolve_device
+
+logger = logging.getLogger(__name__)
+
+TOP = 3  # how many sources each answer ranks
+KNOWN, UNKNOWN = "known", "unknown"
+
+
+@dataclass(frozen=True)
+class NearestReal:
+    """An image's nearest real reference sample in one space."""
+
+    space: str
+    id: int  # the reference row (its FAISS id and its row in the real manifest)
+    sample_id: str
+    path: str
+    distance: float
+
+
+@dataclass(frozen=True)
+class MethodAnswer:
+    """What one method (an attributor or the control) says of one image."""
+
+    method: str
+    space: str | None
+    predicted: str
+    probability: float
+    top: list[tuple[str, float]]
+    verdict: str  # "known", or "unknown" when the score is below the operating point's threshold
+    score: float
+    threshold: float | None
+    accept: float | None
+    seed_predictions: list[str]
+
+
+@dataclass(frozen=True)
+class ImageAnswer:
+    """Everything a query says of one image in one dataset; ``error`` set when the image was refused."""
+
+    image: str
+    dataset: str
+    error: str | None = None
+    resize: dict | None = None
+    nearest_real: list[NearestReal] = field(default_factory=list)
+    methods: list[MethodAnswer] = field(default_factory=list)
+
+
+@dataclass
+class _Method:
+    method: Method
+    metrics: AttributorMetrics
+    networks: list[tuple[int, FitResult]]
+
+
+@dataclass
+class BatchOutputs:
+    """The raw numbers of one batch: per space the search and artifact arrays, per method each seed's
+    probabilities (seeds, n, classes)."""
+
+    arrays: dict[str, dict[str, np.ndarray]]
+    probabilities: dict[str, np.ndarray]
+
+
+def default_methods(settings: Settings) -> list[Method]:
+    """Every attributor of the settings (one per space and artifact kind), then the raw-image control."""
+    return [*settings.methods, CONTROL]
+
+
+def check_methods(settings: Settings, methods: Sequence[Method | str]) -> list[Method]:
+    """Methods named by canonical strings or Method values, each one the settings train."""
+    valid = default_methods(settings)
+    out = []
+    for m in methods:
+        method = Method.parse(m) if isinstance(m, str) else m
+        if method not in valid:
+            raise InputError(f"method {str(method)!r} is not attributed in dataset {settings.dataset!r}; "
+                             f"valid methods: {', '.join(str(v) for v in valid)}")
+        out.append(method)
+    return out
+
+
+class QueryEngine:
+    """A dataset's stored encoders, indexes and attributors, loaded once, to attribute images."""
+
+    def __init__(self, store: Store, settings: Settings, methods: Sequence[Method | str] | None = None,
+                 device: str | None = None) -> None:
+        if store.dataset != settings.dataset:
+            raise InputError(f"the store is of dataset {store.dataset!r} but the settings are of "
+                             f"{settings.dataset!r}")
+        self.store, self.settings = store, settings
+        self.device = resolve_device(device or settings.device)
+        real = store.real
+        self.shape: tuple[int, int, int] = real.summary.shape
+        self.methods = [_Method(m, *seed_networks(store, m))
+                        for m in (check_methods(settings, methods) if methods else default_methods(settings))]
+        self.spaces: dict[str, tuple[Embedder, object]] = {
+            space: (open_space(store, space, self.device), open_searcher(store, settings, space))
+            for space in settings.spaces}
+        reference = real.manifest(["sample_id", "path"]).slice(0, real.n_reference)
+        self._ref_ids = reference.column("sample_id").to_pylist()
+        self._ref_paths = reference.column("path").to_pylist()
+        logger.info("query engine for %s: %d spaces, %d methods on %s", store.dataset, len(self.spaces),
+                    len(self.methods), self.device)
+
+    @property
+    def method_names(self) -> list[str]:
+        return [str(m.method) for m in self.methods]
+
+    def compute(self, images: np.ndarray) -> BatchOutputs:
+        """Search, artifacts and every seed's class probabilities of uint8 images (n, C, H, W)."""
+        if images.ndim != 4 or tuple(images.shape[1:]) != self.shape or images.dtype != np.uint8:
+            raise InputError(f"expected uint8 images of shape (n, {', '.join(map(str, self.shape))}) for dataset "
+                             f"{self.store.dataset!r}, got {images.dtype} {images.shape}")
+        a = self.settings.artifacts
+        arrays = {}
+        for space, (embedder, searcher) in self.spaces.items():
+            vectors = np.ascontiguousarray(embedder.embed(images), dtype=np.float32)
+            arrays[space] = artifacts_of_block(searcher, vectors, a.kinds, a.knn_k, a.knn_reg)
+        probabilities = {}
+        for m in self.methods:
+            x = self._inputs(m.method, images, arrays)
+            probabilities[str(m.method)] = np.stack([predict_proba(net, x, device=self.device)
+                                                     for _, net in m.networks])
+        return BatchOutputs(arrays, probabilities)
+
+    def _inputs(self, method: Method, images: np.ndarray, arrays: dict[str, dict[str, np.ndarray]]) -> np.ndarray:
+        """A method's input, as the attributor step feeds it (see steps.attribute.source_inputs)."""
+        if method.is_control:
+            return images.astype(np.float32) / np.float32(255.0)
+        x = arrays[method.space][ArtifactsSummary.ARRAYS[method.kind]]
+        return x.reshape((len(x), *self.shape)) if get_space(method.space).image_shaped else x
+
+    def attribute(self, queries: Sequence[QueryImage], block: int | None = None) -> list[ImageAnswer]:
+        """One answer per query image, in order; an image that could not be read keeps its error."""
+        good = [i for i, q in enumerate(queries) if q.ok]
+        answers: dict[int, ImageAnswer] = {}
+        step = block or self.settings.block_rows
+        for start in range(0, len(good), step):
+            rows = good[start : start + step]
+            out = self.compute(np.stack([queries[i].pixels for i in rows]))
+            for j, i in enumerate(rows):
+                answers[i] = self._answer(queries[i], out, j)
+        return [answers.get(i) or ImageAnswer(q.path, self.store.dataset, error=q.error,
+                                              resize=q.resize.to_dict() if q.resize else None)
+                for i, q in enumerate(queries)]
+
+    def _answer(self, query: QueryImage, out: BatchOutputs, j: int) -> ImageAnswer:
+        nearest = []
+        for space, arrays in out.arrays.items():
+            ref = int(arrays["nn_id"][j])
+            nearest.append(NearestReal(space, ref, self._ref_ids[ref], self._ref_paths[ref],
+                                       float(arrays["nn_dist"][j])))
+        return ImageAnswer(query.path, self.store.dataset, None, query.resize.to_dict() if query.resize else None,
+                           nearest, [self._method_answer(m, out.probabilities[str(m.method)][:, j]) for m in
+                                     self.methods])
+
+    @staticmethod
+    def _method_answer(m: _Method, seed_probs: np.ndarray) -> MethodAnswer:
+        classes = m.metrics.classes
+        mean = seed_probs.mean(axis=0)
+        order = np.argsort(-mean, kind="stable")[:TOP]
+        score = float(mean.max())
+        point = m.metrics.operating_point
+        threshold = point.threshold if point else None
+        verdict = KNOWN if threshold is None or score >= threshold else UNKNOWN
+        return MethodAnswer(method=str(m.method), space=m.method.space, predicted=classes[int(order[0])],
+                            probability=float(mean[order[0]]), top=[(classes[int(k)], float(mean[k])) for k in order],
+                            verdict=verdict, score=score, threshold=threshold, accept=point.accept if point else None,
+                            seed_predictions=[classes[int(k)] for k in seed_probs.argmax(axis=1)])
