@@ -15,6 +15,7 @@ from manifpt_core.steps.attribute import (
     seed_table_markdown,
 )
 from manifpt_core.steps.baselines import BASELINE_VERSION, run_baseline
+from manifpt_core.steps.features import FEATURES_VERSION, materialize_feature_table
 from manifpt_core.steps.report import (
     REPORT_VERSION,
     main_table_markdown,
@@ -105,4 +106,21 @@ def build(ds: DatasetSpec) -> list[dg.AssetsDefinition]:
                          open_set_table=dg.MetadataValue.md("\n".join(open_set_lines(report.main_table)) or "n/a"),
                          report=dg.MetadataValue.path(str(outcome.path / "report.md")), **figures)
 
-    return [*built, attribution_report]
+    @dg.asset(key=ds.key("feature_table"), group_name=GROUP, code_version=FEATURES_VERSION,
+              deps=[ds.key("real_artifacts"), ds.key("generated_artifacts"), ds.key("attributor"),
+                    ds.key("raw_control"), ds.key("model_set")],
+              automation_condition=AFTER_UPSTREAM, pool="gpu", kinds={"parquet"})
+    def feature_table(context: dg.AssetExecutionContext, manifpt: ManifptResource) -> dg.MaterializeResult:
+        """The feature table, what SQL and dataframes read: features/samples.parquet, one row per stored sample
+        (manifest columns, split, source; per space its nearest real reference and distance; per method its
+        test-time prediction and probability), and features/predictions.parquet, one row per test sample,
+        method and seed."""
+        store, settings = manifpt.store(ds.name), manifpt.settings(ds.name)
+        outcome = materialize_feature_table(store, settings, registered_models(context, ds))
+        rows = "\n".join(f"| {m} | {100 * a:.2f}% |" for m, a in outcome.summary.accuracy.items())
+        return to_result(context, outcome, **{"dagster/row_count": outcome.summary.n_samples},
+                         samples=dg.MetadataValue.path(str(store.paths.samples_table)),
+                         accuracy_table=dg.MetadataValue.md("| method | test accuracy (mean over seeds) |\n"
+                                                            "|---|---|\n" + rows))
+
+    return [*built, attribution_report, feature_table]

@@ -151,6 +151,9 @@ class Settings:
             raise InputError(f"removed_models = {self.removed_models!r} is not one of {REMOVED_MODELS}")
         if self.device not in DEVICES:
             raise InputError(f"device = {self.device!r} is not one of {DEVICES}")
+        if self.models_path is not None and not self.models_path.strip():
+            raise InputError(f"models_path = {self.models_path!r} names no folder; give the folder that holds one "
+                             "folder of images per model, or remove the key")
 
     @property
     def methods(self) -> tuple[Method, ...]:

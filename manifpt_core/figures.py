@@ -81,3 +81,16 @@ def save_embedding_map(points: np.ndarray, labels: np.ndarray, classes: Sequence
     ax.set_title(title)
     ax.legend(markerscale=3, fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
     return _save(fig, path)
+
+
+def save_labelled_grid(images: np.ndarray, labels: Sequence[str], path: Path, columns: int = 8) -> Path:
+    """Uint8 images (N, C, H, W) in a grid, each titled with its label (e.g. a query's prediction)."""
+    n = len(images)
+    rows = max(1, -(-n // columns))
+    fig, axes = plt.subplots(rows, columns, figsize=(1.6 * columns, 1.8 * rows), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for ax, img, label in zip(axes.ravel(), images, labels):
+        ax.imshow(img[0] if img.shape[0] == 1 else img.transpose(1, 2, 0), cmap="gray", vmin=0, vmax=255)
+        ax.set_title(label, fontsize=7)
+    return _save(fig, path)

@@ -1,4 +1,4 @@
-"""The ``manifpt`` command: run the main job through Dagster, or start the web UI on the same store.
+"""The ``manifpt`` command: run the main job through Dagster, start the web UI, and query the store.
 
 It lives with the Dagster wiring because it drives it; it imports Dagster
 lazily, after DAGSTER_HOME points at the home's instance.
@@ -135,40 +135,158 @@ def run_ui(args: argparse.Namespace) -> int:
     return 0  # not reached
 
 
+def _datasets(args: argparse.Namespace, resource, allow_all: bool = True) -> list:
+    """The settings of the datasets ``--dataset`` names (repeatable; ``all``), by default the first one."""
+    names = args.dataset or []
+    every = resource.datasets()
+    if allow_all and "all" in names:
+        return list(every)
+    return [resource.settings(name) for name in names] if names else [every[0]]
+
+
+def run_attribute(args: argparse.Namespace) -> int:
+    """Which model made each image: every stored attributor and the control, per dataset."""
+    import json
+
+    from manifpt_core import query
+
+    resource = _resource(args, _home(args))
+    answers = []
+    paths = query.collect_paths(args.paths)
+    for settings in _datasets(args, resource):
+        engine = query.QueryEngine(resource.store(settings.dataset), settings, args.method or None, args.device)
+        save = Path(args.save) / settings.dataset if args.save else None
+        answers += query.attribute_images(engine, paths, args.resize, save)
+    if args.json:
+        print(json.dumps(query.to_json(answers), indent=2))
+    else:
+        print(query.render_text(answers))
+        if args.save:
+            print(f"manifpt: images, nearest real images and artifacts written under {args.save}")
+    failed = sum(1 for a in answers if a.error)
+    if failed:
+        print(f"manifpt: {failed} of {len(answers)} images could not be attributed (see their errors)", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def run_ls(args: argparse.Namespace) -> int:
+    """Datasets, sources, spaces, methods, sizes, fingerprints, and what is missing or stale."""
+    import json
+
+    from manifpt_core.query.catalog import catalog, render_catalog
+
+    home = _home(args)
+    cat = catalog(home, _resource(args, home).datasets())
+    print(json.dumps(cat, indent=2) if args.json else render_catalog(cat))
+    return 0
+
+
+def run_show(args: argparse.Namespace) -> int:
+    """Rows of a dataset's feature table."""
+    from manifpt_core import query
+    from manifpt_core.query.export import export_table, render_rows
+
+    resource = _resource(args, _home(args))
+    settings = resource.settings(args.dataset)
+    limit = args.limit if args.limit is not None else (None if args.export else 20)
+    table = query.feature_rows(resource.store(args.dataset), settings, args.space, args.source, limit)
+    if args.export:
+        print(f"manifpt: wrote {table.num_rows} rows to {export_table(table, args.export)}")
+    else:
+        print(render_rows(table))
+    return 0
+
+
+def run_sql(args: argparse.Namespace) -> int:
+    """One read-only SQL statement over views of the store (DuckDB)."""
+    from manifpt_core import query
+    from manifpt_core.query.export import export_table, render_rows
+
+    home = _home(args)
+    resource = _resource(args, home)
+    with query.connect(home, [s.dataset for s in resource.datasets()]) as db:
+        if args.views:
+            print("\n".join(db.views) or "no views: materialize the feature table first (manifpt run)")
+            return 0
+        if not args.statement:
+            raise ManifptError("give a SQL statement, e.g. manifpt sql \"SELECT * FROM samples LIMIT 5\", or --views")
+        table = db.query(args.statement)
+    if args.export:
+        print(f"manifpt: wrote {table.num_rows} rows to {export_table(table, args.export)}")
+    else:
+        print(render_rows(table, args.limit))
+    return 0
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--profile", default=os.environ.get("MANIFPT_PROFILE", "demo"),
+                   help="settings profile: demo (default), tiny or full")
+    p.add_argument("--config", default=os.environ.get("MANIFPT_CONFIG"), help="TOML file overriding the profile")
+    p.add_argument("--home", default=None, help="folder for store/ and dagster/ (default $MANIFPT_HOME or ./.manifpt)")
+    p.add_argument("--device", default=None, choices=["auto", "cpu", "cuda"], help="compute device (default auto)")
+    p.add_argument("-v", "--verbose", action="store_true",
+                   help="also show the libraries' informational logs (by default only manifpt's)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="manifpt", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
+    commands = {}
     for name, helptext in (("run", "run the whole pipeline (the main job) and print the report path"),
-                           ("ui", "start the Dagster web UI on 127.0.0.1")):
-        p = sub.add_parser(name, help=helptext)
-        p.add_argument("--profile", default=os.environ.get("MANIFPT_PROFILE", "demo"),
-                       help="settings profile: demo (default), tiny or full")
-        p.add_argument("--config", default=os.environ.get("MANIFPT_CONFIG"), help="TOML file overriding the profile")
-        p.add_argument("--home", default=None, help="folder for store/ and dagster/ (default $MANIFPT_HOME or ./.manifpt)")
-        p.add_argument("--device", default=None, choices=["auto", "cpu", "cuda"], help="compute device (default auto)")
-        p.add_argument("-v", "--verbose", action="store_true",
-                       help="also show the libraries' informational logs (by default only manifpt's)")
-        if name == "ui":
-            p.add_argument("--port", type=int, default=3000)
+                           ("ui", "start the Dagster web UI on 127.0.0.1"),
+                           ("attribute", "which model made these images (files or folders)"),
+                           ("ls", "what the store holds, and what is missing or stale"),
+                           ("show", "rows of a dataset's feature table"),
+                           ("sql", "a SQL query (DuckDB) over the store's tables")):
+        commands[name] = p = sub.add_parser(name, help=helptext, description=helptext)
+        _common(p)
+    commands["ui"].add_argument("--port", type=int, default=3000)
+    p = commands["attribute"]
+    p.add_argument("paths", nargs="+", metavar="PATH", help="image files, or folders of images (read recursively)")
+    p.add_argument("--dataset", action="append", metavar="D",
+                   help="dataset to attribute in (repeatable; 'all'); default the first configured")
+    p.add_argument("--method", action="append", metavar="M",
+                   help="method (repeatable): rgb, rgb-knn, freq, …, raw; default every attributor and the control")
+    p.add_argument("--json", action="store_true", help="print the manifpt.attribution/1 JSON document")
+    p.add_argument("--save", metavar="DIR", help="write each image, its nearest real images and artifacts as PNGs")
+    p.add_argument("--resize", metavar="FILTER", choices=["nearest", "bilinear", "bicubic", "lanczos", "box"],
+                   help="resize images of another size to the dataset's with this filter (recorded in the output)")
+    commands["ls"].add_argument("--json", action="store_true", help="print the catalog as JSON")
+    p = commands["show"]
+    p.add_argument("dataset", metavar="DATASET")
+    p.add_argument("--space", help="only this space's columns")
+    p.add_argument("--source", help="only this source's rows (real or a model)")
+    p.add_argument("--limit", type=int, help="at most N rows (default 20 on screen, all when exporting)")
+    p.add_argument("--export", metavar="FILE", help="write the rows to FILE.parquet or FILE.csv")
+    p = commands["sql"]
+    p.add_argument("statement", nargs="?", metavar="SQL", help="one read-only statement, e.g. SELECT … FROM samples")
+    p.add_argument("--views", action="store_true", help="list the views and exit")
+    p.add_argument("--limit", type=int, default=50, help="rows shown on screen (default 50)")
+    p.add_argument("--export", metavar="FILE", help="write the whole result to FILE.parquet or FILE.csv")
     return parser
 
 
-def configure_logging(verbose: bool) -> None:
-    """manifpt's own loggers at INFO; the libraries' (FAISS's loader probes, Dagster's, …) at WARNING unless
-    ``verbose``, so that a normal run shows no library chatter that reads like an error."""
+QUERY_COMMANDS = ("attribute", "ls", "show", "sql")  # their output is the answer: no progress logs unless -v
+
+
+def configure_logging(verbose: bool, quiet: bool = False) -> None:
+    """manifpt's own loggers at INFO (WARNING for the query commands, ``quiet``); the libraries' (FAISS's loader
+    probes, Dagster's, …) at WARNING unless ``verbose``, so that a normal run shows no library chatter that reads
+    like an error."""
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for name in PROJECT_LOGGERS:
-        logging.getLogger(name).setLevel(logging.INFO)
+        logging.getLogger(name).setLevel(logging.WARNING if quiet and not verbose else logging.INFO)
     if not verbose:  # Dagster flags the beta APIs the definitions use at every load; they are not the user's to fix
         warnings.filterwarnings("ignore", message=r".* is currently in beta")
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    configure_logging(args.verbose)
+    configure_logging(args.verbose, quiet=args.command in QUERY_COMMANDS)
     try:
-        return {"run": run_main, "ui": run_ui}[args.command](args)
+        return {"run": run_main, "ui": run_ui, "attribute": run_attribute, "ls": run_ls, "show": run_show,
+                "sql": run_sql}[args.command](args)
     except ManifptError as err:
         print(f"manifpt: error: {err}", file=sys.stderr)
         return 2

@@ -9,12 +9,13 @@ import os
 
 import dagster as dg
 
-from assets import artifacts, attribution, cross, embedding, index, ingestion, sources
+from assets import artifacts, attribution, cross, embedding, index, ingestion, queries, sources
 from assets.partitions import DatasetSpec
 from assets.resources import DEFAULT_HOME, ManifptResource
 from pipelines.automation import automation_sensors
 from pipelines.discovery import build_discovery
 from pipelines.jobs import build_cross_dataset_job, build_jobs, build_observation_jobs
+from pipelines.queries import build_query_sensor
 
 # What `manifpt ui` hands to the code location it starts (a separate process): read once, when it loads.
 ENV_HOME, ENV_PROFILE, ENV_CONFIG, ENV_DEVICE = "MANIFPT_HOME", "MANIFPT_PROFILE", "MANIFPT_CONFIG", "MANIFPT_DEVICE"
@@ -40,6 +41,7 @@ def build_definitions(resource: ManifptResource) -> dg.Definitions:
     if has_cross_dataset(specs):
         assets += cross.build(specs)
         jobs.append(build_cross_dataset_job(cross.KEY))
+    assets += queries.build(specs)
     gpu_keys = [key for a in assets if a.is_executable and a.op.pool == "gpu" for key in a.keys]
     # The report waits on the attributors: in the same sensor, it sees them about to be requested.
     gpu_keys += [ds.key("attribution_report") for ds in specs]
@@ -47,7 +49,7 @@ def build_definitions(resource: ManifptResource) -> dg.Definitions:
     return dg.Definitions(
         assets=assets,
         jobs=jobs,
-        sensors=[sensor, *automation_sensors(gpu_keys)],
+        sensors=[sensor, build_query_sensor(), *automation_sensors(gpu_keys)],
         schedules=schedules,
         resources={"manifpt": resource},
     )

@@ -47,10 +47,13 @@ class AutomationDriver:
         self.defs = build_definitions(self.resource)
         self.graph = self.defs.resolve_asset_graph()
 
-    def sensor(self) -> dg.SensorResult:
-        """One tick of the discovery sensor, applied as the daemon applies it (partitions, observations, runs)."""
+    def sensor(self, name: str = "model_discovery_sensor") -> dg.SensorResult:
+        """One tick of a sensor (model discovery by default, or ``query_set_sensor``), applied as the daemon
+        applies it (partitions, observations, runs)."""
         context = dg.build_sensor_context(instance=self.instance, resources={"manifpt": self.resource})
-        result = self.defs.resolve_sensor_def("model_discovery_sensor")(context)
+        result = self.defs.resolve_sensor_def(name)(context)
+        if isinstance(result, dg.SkipReason):
+            return dg.SensorResult(skip_reason=result)
         for request in result.dynamic_partitions_requests or []:
             if isinstance(request, dg.AddDynamicPartitionsRequest):
                 self.instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))

@@ -19,6 +19,8 @@ STAGES = (
     ("baselines", ("baseline",), "baseline", True, "Step 5: one baseline of the paper's Table 2 on the same splits."),
     ("control", ("raw_control",), "none", True, "Step 5: the raw-image control."),
     ("report", ("attribution_report",), "none", False, "Step 5: the report."),
+    ("features", ("feature_table",), "none", True,
+     "Step 5: the feature table (samples.parquet, predictions.parquet) that SQL and dataframes read."),
 )
 # Observation jobs: they record the sources' data versions (the main run starts with them).
 OBSERVATIONS = (

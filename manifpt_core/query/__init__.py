@@ -20,6 +20,7 @@ from pathlib import Path
 import dask.array as da
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from manifpt_core.config import Settings
@@ -81,6 +82,23 @@ def predictions_table(store: Store, columns: Sequence[str] | None = None) -> pa.
     return _read(store.paths.predictions_table, columns)
 
 
+def feature_rows(store: Store, settings: Settings, space: str | None = None, source: str | None = None,
+                 limit: int | None = None) -> pa.Table:
+    """Rows of the feature table, optionally of one source and with one space's columns (``manifpt show``)."""
+    if space is not None and space not in settings.spaces:
+        raise InputError(f"unknown space {space!r} in dataset {store.dataset!r}; spaces: {list(settings.spaces)}")
+    table = feature_table(store)
+    if source is not None:
+        sources = sorted(set(table.column("source").to_pylist()))
+        if source not in sources:
+            raise InputError(f"no source {source!r} in the feature table of {store.dataset!r}; sources: {sources}")
+        table = table.filter(pc.equal(table.column("source"), source))
+    if space is not None:
+        others = tuple(f"{s}_" for s in settings.spaces if s != space)
+        table = table.select([c for c in table.column_names if not c.startswith(others)])
+    return table.slice(0, limit) if limit is not None else table
+
+
 def _read(path: Path, columns: Sequence[str] | None) -> pa.Table:
     if not path.is_file():
         raise StoreError(f"no feature table at {path}: materialize the feature_table asset (manifpt run, or the "
@@ -129,6 +147,7 @@ __all__ = [
     "collect_paths",
     "connect",
     "default_methods",
+    "feature_rows",
     "feature_table",
     "lazy_array",
     "predictions_table",

@@ -1,7 +1,8 @@
 """Data sources: real and generated images as uint8 ``(N, C, H, W)`` numpy arrays.
 
 - :mod:`.idx`: idx files and the Fashion-MNIST data set (Debian ``dataset-fashion-mnist``).
-- :mod:`.folder`: folders of PNG/JPEG/WebP images and GM-CIFAR10-style benchmark layouts.
+- :mod:`.folder`: folders of PNG/JPEG/WebP images, GM-CIFAR10-style benchmark layouts and folders of
+  model folders (``models_path``).
 
 Images keep their native channels (grayscale C=1, RGB C=3); any resize is an
 explicit :class:`Resize` that can be recorded with ``Resize.to_dict()``.
@@ -13,6 +14,7 @@ from manifpt_core.sources.folder import (
     RESIZE_FILTERS,
     Resize,
     discover_benchmark,
+    discover_models,
     folder_content_hash,
     folder_labels,
     list_image_files,
@@ -38,6 +40,7 @@ __all__ = [
     "RESIZE_FILTERS",
     "Resize",
     "discover_benchmark",
+    "discover_models",
     "fashion_mnist_dir",
     "folder_content_hash",
     "folder_labels",

@@ -1,5 +1,7 @@
 """Generators: train a zoo entry on the real reference images, or observe a user's model folder.
 
+A model folder is ``<source.path>/<model>/`` (folder source) or ``<models_path>/<model>/`` (any source).
+
 Either way the output is ``generators/<model>/`` with a record whose content
 hash versions everything downstream of that model.
 """
@@ -16,7 +18,7 @@ from manifpt_core.config import Settings
 from manifpt_core.errors import InputError
 from manifpt_core.figures import save_image_grid
 from manifpt_core.names import REAL, check_model_name
-from manifpt_core.sources import discover_benchmark, folder_content_hash
+from manifpt_core.sources import discover_benchmark, discover_models, folder_content_hash
 from manifpt_core.store import (
     Outcome,
     Store,
@@ -62,15 +64,40 @@ def materialize_generator(store: Store, settings: Settings, model: str) -> Outco
                       {"card": card.to_dict(), "device_kind": "any"}, compute, GeneratorSummary)
 
 
-def configured_models(settings: Settings) -> list[str]:
-    """The dataset's generative models: its zoo entries plus, for a folder source, every model folder."""
-    models = [card.name for card in settings.zoo]
+def model_folders(settings: Settings) -> dict[str, Path]:
+    """Every model folder, by name: ``<source.path>/<model>/`` (folder source) and ``<models_path>/<model>/``.
+
+    A name found in both places is an InputError naming both folders: neither takes precedence.
+    """
+    folders: dict[str, Path] = {}
     if settings.source.kind == "folder":
-        models += [check_model_name(name, f"the folder {name!r}") for name in discover_benchmark(settings.source.path)
-                   if name != REAL]
-    if len(set(models)) != len(models):
-        raise InputError(f"a model name is both a zoo entry and a folder: {sorted(models)}; rename one of them")
-    return sorted(models)
+        folders = {check_model_name(name, f"the folder {path}"): path
+                   for name, path in discover_benchmark(settings.source.path).items() if name != REAL}
+    if settings.models_path is not None:
+        for name, path in discover_models(settings.models_path).items():
+            if name in folders:
+                raise InputError(
+                    f"model {name!r} has two folders: {folders[name]} (under source.path) and {path} (under "
+                    "models_path); rename or move one of them, since a model name must be unique")
+            folders[name] = path
+    return folders
+
+
+def _check_not_both(settings: Settings, folders: dict[str, Path]) -> None:
+    clash = sorted(card.name for card in settings.zoo if card.name in folders)
+    if clash:
+        name = clash[0]
+        raise InputError(
+            f"model {name!r} is both a zoo entry (the config's zoo) and the folder {folders[name]}; rename the "
+            f"zoo entry or the folder, since a model name must be unique (all such names: {clash})")
+
+
+def configured_models(settings: Settings) -> list[str]:
+    """The dataset's generative models, sorted: its zoo entries plus every model folder (under source.path
+    for a folder source, and under models_path when set)."""
+    folders = model_folders(settings)
+    _check_not_both(settings, folders)
+    return sorted([card.name for card in settings.zoo] + list(folders))
 
 
 def model_set_version(models: list[str]) -> str:
@@ -79,15 +106,22 @@ def model_set_version(models: list[str]) -> str:
 
 
 def model_folder(settings: Settings, model: str) -> Path:
-    """The folder of a model that is not a zoo entry; an unknown model names both ways to add it."""
+    """The folder of a model that is not a zoo entry; an unknown model names the three ways to add it."""
     check_model_name(model)
-    folders = discover_benchmark(settings.source.path) if settings.source.kind == "folder" else {}
-    if model not in folders:
-        raise InputError(
-            f"model {model!r} is neither a zoo entry ({[c.name for c in settings.zoo]}) nor a folder under "
-            f"source.path ({settings.source.path}); add it to the config's zoo or create <source.path>/{model}/"
-        )
-    return folders[model]
+    folders = model_folders(settings)
+    _check_not_both(settings, folders)
+    if model in folders:
+        return folders[model]
+    if settings.card(model) is not None:
+        raise InputError(f"model {model!r} is a zoo entry: it is trained from its card and has no image folder")
+    where = [f"<source.path>/{model}/ (source.path = {settings.source.path})" if settings.source.kind == "folder"
+             else f"<source.path>/{model}/ with source.kind = 'folder'",
+             f"<models_path>/{model}/ (models_path = {settings.models_path})" if settings.models_path is not None
+             else f"<models_path>/{model}/ after setting models_path"]
+    raise InputError(
+        f"model {model!r} is neither a zoo entry ({[c.name for c in settings.zoo]}) nor a model folder; add it "
+        f"to the config's zoo, or create {where[0]}, or create {where[1]}"
+    )
 
 
 def model_source_hash(settings: Settings, model: str) -> str:

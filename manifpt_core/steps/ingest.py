@@ -186,7 +186,10 @@ def ingest_generated(store: Store, settings: Settings, model: str) -> Outcome[Im
         if tuple(images.shape[1:]) != real_shape:
             raise InputError(
                 f"model {model!r} images are {tuple(images.shape[1:])} (C, H, W) but the real images are "
-                f"{real_shape}; set source.resize so that all sources share one size and channel count"
+                f"{real_shape}; " + ("set source.resize so that all sources share one size and channel count"
+                                      if settings.source.kind == "folder" else
+                                      "convert its images to the real images' size and mode (a Fashion-MNIST "
+                                      "source is used at its native 28x28 grayscale)")
             )
         content_hash = _write_images(tmp, images, settings.chunk_rows)
         table = build_table(model, origins, rows_hash(images), assign_splits(origins), images.shape[1:])

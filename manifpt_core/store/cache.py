@@ -8,11 +8,13 @@ into place, so a record is only ever seen beside a complete output.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic
 
@@ -50,6 +52,42 @@ class Outcome(Generic[S]):
             "content_hash": self.content_hash,
             **self.summary.to_dict(),
         }
+
+
+@dataclass(frozen=True)
+class PlannedStep:
+    """What a step would do now: ``fresh`` (its stored output has the fingerprint of the current inputs and
+    settings, so it would be reused), ``stale`` (stored, but made from other inputs, settings or code) or
+    ``missing``."""
+
+    step: str
+    path: Path
+    status: str
+    fingerprint: str
+    stored_fingerprint: str | None = None
+
+
+@dataclass
+class Plan:
+    """The steps seen while planning (see :func:`planning`)."""
+
+    steps: list[PlannedStep] = field(default_factory=list)
+
+
+_PLAN: ContextVar[Plan | None] = ContextVar("manifpt_plan", default=None)
+
+
+@contextlib.contextmanager
+def planning() -> Iterator[Plan]:
+    """Within this context :func:`run_cached` computes nothing: it records whether each output is fresh, stale
+    or missing and returns the stored one (or an Outcome without summary), so calling the steps in order tells
+    what a run would recompute. A step whose upstream output is missing raises StoreError as usual."""
+    plan = Plan()
+    token = _PLAN.set(plan)
+    try:
+        yield plan
+    finally:
+        _PLAN.reset(token)
 
 
 def _raw_record(path: Path) -> dict[str, Any] | None:
@@ -98,7 +136,15 @@ def run_cached(
     fp = fingerprint(step, version, inputs, settings)
     start = time.perf_counter()
     raw = _raw_record(path)
-    if raw is not None and raw.get("fingerprint") == fp and (extra_valid is None or extra_valid(fp)):
+    fresh = raw is not None and raw.get("fingerprint") == fp and (extra_valid is None or extra_valid(fp))
+    plan = _PLAN.get()
+    if plan is not None:
+        status = "fresh" if fresh else ("stale" if raw is not None else "missing")
+        plan.steps.append(PlannedStep(step, path, status, fp, raw.get("fingerprint") if raw else None))
+        record = Record.from_dict(raw, summary_type) if raw is not None else None
+        return Outcome(step, path, fp, record.content_hash if record else "", fresh, 0.0,
+                       record.summary if record else None)
+    if fresh:
         record = Record.from_dict(raw, summary_type)
         logger.info("%s: reusing %s (fingerprint %s)", step, path, fp[:12])
         return Outcome(step, path, fp, record.content_hash, True, time.perf_counter() - start, record.summary)

@@ -14,6 +14,8 @@ it stale.
 
 import shutil
 
+import pyarrow.parquet as pq
+
 import dagster as dg
 import numpy as np
 import pytest
@@ -103,7 +105,7 @@ def deployment_with_gamma(deployment, png_writer):
 
 def _expected_for(models: list[str]) -> set[tuple[str, str | None]]:
     """Every asset partition of a full materialization with ``models``."""
-    one = [(f"{DS}/{a}", None) for a in ("real_images", "raw_control", "attribution_report")]
+    one = [(f"{DS}/{a}", None) for a in ("real_images", "raw_control", "attribution_report", "feature_table")]
     per_model = [(f"{DS}/{a}", m) for a in ("generator", "generated_images") for m in models]
     per_space = [(f"{DS}/{a}", s) for a in ("embedding_space", "real_embeddings", "reference_index", "real_artifacts",
                                            "attributor") for s in SPACES]
@@ -144,7 +146,8 @@ def test_b_a_new_model_folder_costs_only_its_own_work(deployment, png_writer):
     expected = {(f"{DS}/generator", "gamma"), (f"{DS}/generated_images", "gamma"),
                 *((f"{DS}/{a}", f"gamma|{s}") for a in ("generated_embeddings", "generated_artifacts") for s in SPACES),
                 *((f"{DS}/attributor", s) for s in SPACES), (f"{DS}/raw_control", None),
-                *((f"{DS}/baseline", b) for b in BASELINES), (f"{DS}/attribution_report", None)}
+                *((f"{DS}/baseline", b) for b in BASELINES), (f"{DS}/attribution_report", None),
+                (f"{DS}/feature_table", None)}
     assert set(new) == expected
     assert set(new.values()) == {1}
     # nothing of the real images, the spaces, the indexes or the other models ran again
@@ -231,3 +234,36 @@ def test_on_change_ignores_a_rematerialization_that_keeps_the_data_version(tmp_p
         n, cursor = tick(cursor)
         assert n == 0
         assert dg.AutomationCondition.eager().get_label() != ON_CHANGE.get_label()
+
+
+QUERY = "queries/query_attribution"
+
+
+@pytest.mark.slow
+def test_e_a_query_set_is_attributed_once_and_again_only_when_its_images_change(deployment, png_writer):
+    home = deployment.root.parent / "home"
+    folder = home / "queries" / "suspects"
+    for name in ("0000.png", "0001.png", "0002.png"):
+        (folder / "alpha").mkdir(parents=True, exist_ok=True)
+        shutil.copy(deployment.root / "alpha" / name, folder / "alpha" / name)
+    before = deployment.materializations()
+    found = deployment.sensor("query_set_sensor")
+    assert [list(r.partition_keys) for r in found.dynamic_partitions_requests] == [["suspects"]]
+    assert not found.run_requests  # the automation requests the run, not the sensor
+    deployment.settle()
+    new = deployment.materializations() - before
+    assert new == {(QUERY, "suspects"): 1}  # nothing upstream ran
+    result = folder / "attribution.parquet"
+    table = pq.read_table(result)
+    assert table.num_rows == 3 * 9 and set(table.column("dataset").to_pylist()) == {DS}
+    # unchanged images (even rewritten with the same bytes): nothing to do
+    image = folder / "alpha" / "0000.png"
+    image.write_bytes(image.read_bytes())
+    assert deployment.sensor("query_set_sensor").skip_reason
+    assert deployment.tick() == {} and deployment.tick() == {}
+    # one image more: the query set alone is attributed again
+    shutil.copy(deployment.root / "beta" / "0000.png", folder / "beta.png")
+    assert deployment.sensor("query_set_sensor").asset_events
+    deployment.settle()
+    assert deployment.materializations() - before == {(QUERY, "suspects"): 2}
+    assert pq.read_table(result).num_rows == 4 * 9

@@ -3,11 +3,13 @@
 import shutil
 
 import dagster as dg
+import numpy as np
 import pytest
 
 from assets.resources import ManifptResource
 from manifpt_core.steps.generators import model_set_version
 from pipelines.definitions import build_definitions
+from pipelines.discovery import discover
 
 PARTITIONS = "models_bench"
 MODEL_SET = dg.AssetKey(["bench", "model_set"])
@@ -84,7 +86,7 @@ def test_a_removed_model_retrains_the_attributors_through_the_model_set(code_loc
     resource, defs = code_location()
     graph = defs.resolve_asset_graph()
     dependents = {k.path[-1] for k in graph.get(MODEL_SET).child_keys}
-    assert dependents == {"attributor", "raw_control", "baseline"}
+    assert dependents == {"attributor", "raw_control", "baseline", "feature_table"}
 
 
 def test_the_schedule_applies_the_same_check_itself(tmp_path, code_location):
@@ -105,3 +107,33 @@ def test_the_schedule_applies_the_same_check_itself(tmp_path, code_location):
                                             repository_def=defs.get_repository_def())
         schedule.evaluate_tick(context)
         assert instance.get_dynamic_partitions(PARTITIONS) == ["alpha"]
+
+
+def test_a_folder_under_models_path_is_discovered_and_its_removal_too(tmp_path, png_writer):
+    models = tmp_path / "my_models"
+    models.mkdir()
+    config = tmp_path / "mine.toml"
+    config.write_text(f'dataset = "mine"\nzoo = []\nmodels_path = "{models}"\n')  # beside Fashion-MNIST
+    resource = ManifptResource(home=str(tmp_path / "home"), profile="tiny", config_file=str(config), device="cpu")
+    partitions = "models_mine"
+    with dg.instance_for_test() as instance:
+        (first,) = discover(instance, resource)
+        assert first.dataset == "mine" and first.added == [] and first.removed == []
+        assert [r.job_name for r in first.run_requests] == ["mine__observe_real"]  # an empty folder: no model yet
+
+        png_writer(models / "mygan", np.zeros((3, 1, 28, 28), np.uint8))
+        (change,) = discover(instance, resource)
+        assert change.added == ["mygan"] and change.removed == []
+        assert [(r.job_name, r.partition_key) for r in change.run_requests][-1] == ("mine__observe_models", "mygan")
+        (observation,) = change.observations
+        assert observation.tags["dagster/data_version"] == model_set_version(["mygan"])
+        instance.add_dynamic_partitions(partitions, change.added)  # as the sensor's result is applied
+        assert instance.get_dynamic_partitions(partitions) == ["mygan"]
+
+        shutil.rmtree(models / "mygan")
+        (change,) = discover(instance, resource)
+        assert change.added == [] and change.removed == ["mygan"]
+        assert change.observations[0].tags["dagster/data_version"] == model_set_version([])
+        for model in change.removed:
+            instance.delete_dynamic_partition(partitions, model)
+        assert instance.get_dynamic_partitions(partitions) == []
