@@ -94,3 +94,78 @@ widths = [8, 16]
         return config
 
     return write_config
+
+
+QUERY_CONFIG = """
+dataset = "bench"
+n_reference = 120
+n_real_class = 60
+zoo = []
+seeds = [0, 1]
+chunk_rows = 16
+block_rows = 32
+device = "cpu"
+[source]
+kind = "folder"
+path = "{root}"
+[attributor]
+epochs = 6
+patience = 6
+batch_size = 16
+widths = [8, 16]
+mlp_hidden = [32]
+[encoders.sl]
+steps = 10
+batch_size = 32
+[encoders.ssl]
+steps = 10
+batch_size = 32
+[artifacts]
+kinds = ["nearest", "knn"]
+knn_k = 4
+[baselines]
+methods = []
+"""
+
+
+class QueryStore:
+    """A materialized store to query: home, config file, settings, the typed store, and a model folder that is
+    not in the store (``outsider``: gamma, noise with a diagonal pattern)."""
+
+    def __init__(self, home, config, root, outsider):
+        from manifpt_core.config import load_settings
+        from manifpt_core.store import Home, Store
+
+        self.home, self.config, self.root, self.outsider = Home(home), config, root, outsider
+        self.settings = load_settings("tiny", config)
+        self.store = Store(self.home.store_root, self.settings.dataset)
+
+    def cli_args(self) -> list[str]:
+        return ["--home", str(self.home.path), "--profile", "tiny", "--config", str(self.config)]
+
+
+@pytest.fixture(scope="session")
+def query_store(tmp_path_factory, benchmark_factory):
+    """Every step of a small folder benchmark (alpha and beta, two seeds, no baselines) materialized once, with
+    the feature table; tests must not write into it (copy it first)."""
+    import torch
+
+    from manifpt_core import steps
+
+    work = tmp_path_factory.mktemp("query")
+    root = benchmark_factory(work / "bench")
+    outsider = work / "gamma"
+    rng = np.random.default_rng(7)
+    yy, xx = np.mgrid[0:12, 0:12]
+    diagonal = 60.0 * ((yy - xx) % 4 == 0)
+    _write_pngs(outsider, np.clip(rng.uniform(0, 200, (40, 12, 12)) + diagonal, 0, 255).astype(np.uint8)[:, None])
+    config = work / "bench.toml"
+    config.write_text(QUERY_CONFIG.format(root=root))
+    built = QueryStore(work / "home", config, root, outsider)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        steps.run_pipeline(built.store, built.settings, ["alpha", "beta"])
+    finally:
+        torch.set_num_threads(threads)
+    return built
