@@ -11,7 +11,7 @@ ALL_ASSETS = {
     f"bench/{name}" for name in (
         "real_images", "generator", "generated_images", "embedding_space", "real_embeddings", "generated_embeddings",
         "reference_index", "real_artifacts", "generated_artifacts", "attributor", "raw_control", "baseline",
-        "attribution_report",
+        "attribution_report", "feature_table",
     )
 }
 
@@ -38,13 +38,14 @@ def test_main_run_materializes_everything_then_reuses(tmp_path, monkeypatch, cap
     assert f"report at {report}" in out
     assert report.is_file()
     assert json.loads((report.parent / "report.json").read_text())["classes"] == ["real", "alpha", "beta"]
+    assert (home / "store" / "bench" / "features" / "samples.parquet").is_file()
 
     instance = dg.DagsterInstance.from_config(str(home / "dagster"))
     first = materializations(instance)
     assert {name for name, _ in first} == ALL_ASSETS
     # 1 real + 2x2 per model + 4x4 per space + 2x2x4 per model and space + 4 attributors + 6 baselines
-    # + control + report
-    assert len(first) == 1 + 4 + 16 + 16 + 4 + 6 + 2
+    # + control + report + feature table
+    assert len(first) == 1 + 4 + 16 + 16 + 4 + 6 + 3
     assert not any(m.metadata["reused"].value for _, m in first)
     assert all(m.tags.get("dagster/data_version") for _, m in first)
 
