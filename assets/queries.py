@@ -45,7 +45,7 @@ def build(specs: list[DatasetSpec]) -> list:
                  dg.AssetDep(ds.key("raw_control"), partition_mapping=dg.AllPartitionMapping())]
 
     @dg.asset(key=KEY, group_name=GROUP, code_version=QUERY_VERSION, partitions_def=QUERY_SETS, deps=deps,
-              automation_condition=ON_CHANGE, kinds={"parquet"})
+              automation_condition=ON_CHANGE, pool="gpu", kinds={"pytorch", "parquet"})
     def query_attribution(context: dg.AssetExecutionContext, manifpt: ManifptResource) -> dg.MaterializeResult:
         """Which model made each image of a query set: every attributor (seeds averaged) and the raw-image control
         of every dataset, with the open-set verdict and the nearest real reference per space, in

@@ -68,7 +68,8 @@ def dataset_catalog(home: Home, settings: Settings) -> dict[str, Any]:
         paths = [store.paths.space(space), store.paths.index(space)]
         index = load_record(store.paths.index(space), IndexSummary)
         spaces.append({"space": space, "size_bytes": sum(size_on_disk(p) for p in paths),
-                       "index": index.summary.kind if index else None, "n_reference": index.summary.n if index else None,
+                       "index": index.summary.kind if index else None,
+                       "n_reference": index.summary.n if index else None,
                        "dim": index.summary.dim if index else None,
                        "content_hash": _short(index.content_hash) if index else None})
     entry["spaces"] = spaces

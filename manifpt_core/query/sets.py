@@ -105,8 +105,8 @@ def attribute_query_set(home: Home, datasets: Sequence[Settings], name: str,
                                   result=str(result_path), unknown_share=unknown, predicted=predicted)
         return _table_hash(table), summary
 
-    return run_cached(home.query_extras(name), "query", QUERY_VERSION, inputs, {"datasets": [s.dataset for s in datasets]},
-                      compute, QuerySetSummary, result_matches)
+    return run_cached(home.query_extras(name), "query", QUERY_VERSION, inputs,
+                      {"datasets": [s.dataset for s in datasets]}, compute, QuerySetSummary, result_matches)
 
 
 def _table_hash(table) -> str:

@@ -3,8 +3,8 @@ model and space, and the GPU pool."""
 
 import dagster as dg
 
-# The observable source assets (assets/sources.py): observed, so they have no code version.
-SOURCES = {"real_source", "model_source", "model_set"}
+# The observable source assets (assets/sources.py, assets/queries.py): observed, so they have no code version.
+SOURCES = {"real_source", "model_source", "model_set", "query_set"}
 
 
 def test_every_asset_has_code_version_and_description(demo_defs):
@@ -34,4 +34,5 @@ def test_gpu_steps_are_in_the_gpu_pool(demo_defs):
     graph = demo_defs.resolve_asset_graph()
     gpu = {k.path[-1] for k in graph.get_all_asset_keys() if graph.get(k).pools == {"gpu"}}
     assert gpu == {"generator", "generated_images", "embedding_space", "real_embeddings", "generated_embeddings",
-                   "real_artifacts", "generated_artifacts", "attributor", "raw_control", "baseline", "generalization"}
+                   "real_artifacts", "generated_artifacts", "attributor", "raw_control", "baseline", "generalization",
+                   "feature_table", "query_attribution"}

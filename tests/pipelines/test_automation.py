@@ -14,10 +14,9 @@ it stale.
 
 import shutil
 
-import pyarrow.parquet as pq
-
 import dagster as dg
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 from dagster._core.definitions.data_version import (
     CachingStaleStatusResolver,

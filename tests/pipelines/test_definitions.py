@@ -93,7 +93,7 @@ def test_automation_is_on_by_default_and_never_eager(demo_defs):
     assert {k.path[-1] for k in gpu_targets} == {
         "generator", "generated_images", "embedding_space", "real_embeddings", "generated_embeddings",
         "real_artifacts", "generated_artifacts", "attributor", "raw_control", "baseline", "generalization",
-        "attribution_report", "feature_table"}
+        "attribution_report", "feature_table", "query_attribution"}
     assert not gpu_targets & sensors["automation"].asset_selection.resolve(graph)  # nothing requested twice
 
 

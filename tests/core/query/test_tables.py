@@ -1,7 +1,6 @@
 """The feature table, SQL over the store, lazy arrays, the catalog: checked against the stored arrays and the
 report, and every bad input."""
 
-import shutil
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -13,11 +12,11 @@ from manifpt_core.errors import InputError
 from manifpt_core.query.catalog import catalog, render_catalog
 from manifpt_core.query.export import export_table
 from manifpt_core.steps.features import materialize_feature_table
-from manifpt_core.store import Home, Store
+from manifpt_core.store import Home
 
 
 def test_the_feature_table_has_one_row_per_stored_sample(query_store):
-    store, settings = query_store.store, query_store.settings
+    store = query_store.store
     table = query.feature_table(store)
     n = sum(store.source(s).summary.n_samples for s in ("real", "alpha", "beta"))
     assert table.num_rows == n
