@@ -32,7 +32,8 @@ def test_fashion_mnist_and_zoo_end_to_end(tmp_path):
         stored = open_array(images.path)
         assert stored.shape == (100, 1, 28, 28) and stored.dtype == np.uint8
     outcomes = steps.run_pipeline(store, settings, models)
-    report = outcomes[-1]
+    (report,) = [o for o in outcomes if o.step == "report"]
+    assert outcomes[-1].step == "features" and outcomes[-1].summary.classes == ["real", "dcgan", "vae"]
     space_cards = {o.summary.space["space"]: o.summary for o in outcomes if o.step == "space"}
     assert space_cards["sl"].encoder["kind"] == "supervised" and space_cards["sl"].feature_dim == 256
     assert space_cards["ssl"].encoder["kind"] == "barlow_twins" and space_cards["rgb"].encoder is None
