@@ -342,14 +342,15 @@ def run(args: argparse.Namespace, profile: str) -> None:
     pipe_rate, query_rate = n / statistics.median(pipe_times), len(answers) / statistics.median(query_times)
     ratio = statistics.median(p / q for p, q in zip(pipe_times, query_times))  # per interleaved pair
     warm_median, warm_p90 = statistics.median(warm), float(np.percentile(warm, 90))
-    width = 58
+    width = 66
     lines = ["", "query benchmark"]
     if note:
         lines.append(note)
     lines += store_lines(store, settings, engine, device)
     lines.append(f"store: built by run_pipeline in {build_s:.1f} s" if build_s is not None
                  else "store: found complete, not rebuilt")
-    lines.append(f"images: {n} stored images ({n_test} test, the rest from other splits), "
+    origin = "all test" if n_test == n else f"{n_test} test, {n - n_test} from the other splits"
+    lines.append(f"images: {n} stored images ({origin}), "
                  f"{len(set(labels))} classes; throughputs are medians of {ROUNDS} interleaved passes after a warm-up")
     busy = max(load_before, load_after) > (os.cpu_count() or 1) - 0.5
     lines.append(f"load average (1 min) {load_before:.2f} before the timed parts, {load_after:.2f} after"

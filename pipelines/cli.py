@@ -135,13 +135,38 @@ def run_ui(args: argparse.Namespace) -> int:
     return 0  # not reached
 
 
-def _datasets(args: argparse.Namespace, resource, allow_all: bool = True) -> list:
-    """The settings of the datasets ``--dataset`` names (repeatable; ``all``), by default the first one."""
-    names = args.dataset or []
-    every = resource.datasets()
-    if allow_all and "all" in names:
-        return list(every)
-    return [resource.settings(name) for name in names] if names else [every[0]]
+class _Settings:
+    """What a query command needs, without Dagster (which the queries never import, so they start fast): every
+    dataset's settings (the device overridden by ``--device``) and its store under the home."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        import dataclasses
+
+        from manifpt_core.config import load_datasets
+
+        self.home = _home(args)
+        datasets = load_datasets(args.profile, str(Path(args.config).absolute()) if args.config else None)
+        self.datasets = tuple(dataclasses.replace(s, device=args.device) for s in datasets) if args.device \
+            else datasets
+
+    def settings(self, name: str):
+        from manifpt_core.errors import InputError
+
+        for settings in self.datasets:
+            if settings.dataset == name:
+                return settings
+        raise InputError(f"no dataset {name!r} in the settings; datasets: {[d.dataset for d in self.datasets]}")
+
+    def store(self, name: str):
+        from manifpt_core.store import Store
+
+        return Store(self.home.store_root, self.settings(name).dataset)
+
+    def chosen(self, names: list[str] | None) -> list:
+        """The settings of the datasets ``--dataset`` names (repeatable; ``all``), by default the first one."""
+        if names and "all" in names:
+            return list(self.datasets)
+        return [self.settings(name) for name in names] if names else [self.datasets[0]]
 
 
 def run_attribute(args: argparse.Namespace) -> int:
@@ -150,11 +175,11 @@ def run_attribute(args: argparse.Namespace) -> int:
 
     from manifpt_core import query
 
-    resource = _resource(args, _home(args))
+    config = _Settings(args)
     answers = []
     paths = query.collect_paths(args.paths)
-    for settings in _datasets(args, resource):
-        engine = query.QueryEngine(resource.store(settings.dataset), settings, args.method or None, args.device)
+    for settings in config.chosen(args.dataset):
+        engine = query.QueryEngine(config.store(settings.dataset), settings, args.method or None, args.device)
         save = Path(args.save) / settings.dataset if args.save else None
         answers += query.attribute_images(engine, paths, args.resize, save)
     if args.json:
@@ -175,8 +200,8 @@ def run_ls(args: argparse.Namespace) -> int:
 
     from manifpt_core.query.catalog import catalog, render_catalog
 
-    home = _home(args)
-    cat = catalog(home, _resource(args, home).datasets())
+    config = _Settings(args)
+    cat = catalog(config.home, config.datasets)
     print(json.dumps(cat, indent=2) if args.json else render_catalog(cat))
     return 0
 
@@ -186,10 +211,10 @@ def run_show(args: argparse.Namespace) -> int:
     from manifpt_core import query
     from manifpt_core.query.export import export_table, render_rows
 
-    resource = _resource(args, _home(args))
-    settings = resource.settings(args.dataset)
+    config = _Settings(args)
+    settings = config.settings(args.dataset)
     limit = args.limit if args.limit is not None else (None if args.export else 20)
-    table = query.feature_rows(resource.store(args.dataset), settings, args.space, args.source, limit)
+    table = query.feature_rows(config.store(args.dataset), settings, args.space, args.source, limit)
     if args.export:
         print(f"manifpt: wrote {table.num_rows} rows to {export_table(table, args.export)}")
     else:
@@ -202,9 +227,8 @@ def run_sql(args: argparse.Namespace) -> int:
     from manifpt_core import query
     from manifpt_core.query.export import export_table, render_rows
 
-    home = _home(args)
-    resource = _resource(args, home)
-    with query.connect(home, [s.dataset for s in resource.datasets()]) as db:
+    config = _Settings(args)
+    with query.connect(config.home, [s.dataset for s in config.datasets]) as db:
         if args.views:
             print("\n".join(db.views) or "no views: materialize the feature table first (manifpt run)")
             return 0

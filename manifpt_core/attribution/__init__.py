@@ -14,6 +14,7 @@ from manifpt_core.attribution.networks import MLP, SmallResNet
 from manifpt_core.attribution.persistence import load_attributor, save_attributor
 from manifpt_core.attribution.result import FitResult, FitSettings
 from manifpt_core.attribution.train import (
+    Predictor,
     fit_attributor,
     predict,
     predict_logits,
@@ -25,6 +26,7 @@ __all__ = [
     "FitResult",
     "FitSettings",
     "MLP",
+    "Predictor",
     "SmallResNet",
     "accuracy",
     "confusion_matrix",

@@ -26,6 +26,7 @@ from manifpt_core.torch_helpers import autocast_for, channel_stats, per_channel,
 __all__ = [
     "FitResult",
     "FitSettings",
+    "Predictor",
     "accuracy",
     "channel_stats",
     "confusion_matrix",
@@ -206,26 +207,41 @@ def fit_attributor(
     )
 
 
+class Predictor:
+    """A trained attributor built once on a device, to predict many times (queries call it per image)."""
+
+    def __init__(self, result: FitResult, device: str = "cpu") -> None:
+        if not isinstance(result, FitResult):
+            raise InputError(f"result must be a FitResult, got {type(result).__name__}")
+        self.result, self.device = result, resolve_device(device)
+        self.net = result.build_network().to(self.device)
+        ndim = result.input_ndim
+        self.mean = per_channel(torch.from_numpy(np.asarray(result.mean, np.float32)), ndim).to(self.device)
+        self.std = per_channel(torch.from_numpy(np.asarray(result.std, np.float32)), ndim).to(self.device)
+
+    def logits(self, x: np.ndarray, batch_size: int = 512, return_features: bool = False
+               ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+        """Logits (N, num_classes) float32 for artifacts ``x``; with return_features also (N, D) features."""
+        result = self.result
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise InputError(f"batch_size must be a positive int, got {batch_size!r}")
+        if isinstance(x, np.ndarray) and x.ndim != result.input_ndim:
+            kind = "images (N, C, H, W)" if result.input_ndim == 4 else "vectors (N, D)"
+            raise InputError(f"this attributor was trained on {kind}; x has shape {x.shape}")
+        x = check_artifacts(x, "x", in_channels=result.in_channels)
+        logits, feats = _evaluate(self.net, x, self.mean, self.std, self.device, batch_size, return_features)
+        return (logits.numpy(), feats.numpy()) if return_features else logits.numpy()
+
+    def proba(self, x: np.ndarray, batch_size: int = 512) -> np.ndarray:
+        """Softmax class probabilities (N, num_classes) float32."""
+        return softmax(self.logits(x, batch_size))
+
+
 def predict_logits(
     result: FitResult, x: np.ndarray, device: str = "cpu", batch_size: int = 512, return_features: bool = False
 ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Logits (N, num_classes) float32 for artifacts ``x``; with return_features also (N, D) features."""
-    if not isinstance(result, FitResult):
-        raise InputError(f"result must be a FitResult, got {type(result).__name__}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise InputError(f"batch_size must be a positive int, got {batch_size!r}")
-    if isinstance(x, np.ndarray) and x.ndim != result.input_ndim:
-        kind = "images (N, C, H, W)" if result.input_ndim == 4 else "vectors (N, D)"
-        raise InputError(f"this attributor was trained on {kind}; x has shape {x.shape}")
-    x = check_artifacts(x, "x", in_channels=result.in_channels)
-    device = resolve_device(device)
-    net = result.build_network().to(device)
-    mean_t = per_channel(torch.from_numpy(np.asarray(result.mean, np.float32)), x.ndim).to(device)
-    std_t = per_channel(torch.from_numpy(np.asarray(result.std, np.float32)), x.ndim).to(device)
-    logits, feats = _evaluate(net, x, mean_t, std_t, device, batch_size, return_features)
-    if return_features:
-        return logits.numpy(), feats.numpy()
-    return logits.numpy()
+    return Predictor(result, device).logits(x, batch_size, return_features)
 
 
 def predict(

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from manifpt_core.artifacts import artifacts_of_block
-from manifpt_core.attribution import FitResult, predict_proba
+from manifpt_core.attribution import Predictor
 from manifpt_core.config import Settings
 from manifpt_core.errors import InputError
 from manifpt_core.names import Method
@@ -82,7 +82,7 @@ class ImageAnswer:
 class _Method:
     method: Method
     metrics: AttributorMetrics
-    networks: list[tuple[int, FitResult]]
+    networks: list[tuple[int, Predictor]]  # each seed's network, built once on the engine's device
 
 
 @dataclass
@@ -124,8 +124,10 @@ class QueryEngine:
         self.device = resolve_device(device or settings.device)
         real = store.real
         self.shape: tuple[int, int, int] = real.summary.shape
-        self.methods = [_Method(m, *seed_networks(store, m))
-                        for m in (check_methods(settings, methods) if methods else default_methods(settings))]
+        self.methods = []
+        for m in check_methods(settings, methods) if methods else default_methods(settings):
+            metrics, networks = seed_networks(store, m)
+            self.methods.append(_Method(m, metrics, [(seed, Predictor(net, self.device)) for seed, net in networks]))
         self.spaces: dict[str, tuple[Embedder, object]] = {
             space: (open_space(store, space, self.device), open_searcher(store, settings, space))
             for space in settings.spaces}
@@ -152,8 +154,7 @@ class QueryEngine:
         probabilities = {}
         for m in self.methods:
             x = self._inputs(m.method, images, arrays)
-            probabilities[str(m.method)] = np.stack([predict_proba(net, x, device=self.device)
-                                                     for _, net in m.networks])
+            probabilities[str(m.method)] = np.stack([net.proba(x) for _, net in m.networks])
         return BatchOutputs(arrays, probabilities)
 
     def _inputs(self, method: Method, images: np.ndarray, arrays: dict[str, dict[str, np.ndarray]]) -> np.ndarray:
