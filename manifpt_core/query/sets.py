@@ -78,18 +78,18 @@ def attribute_query_set(home: Home, datasets: Sequence[Settings], name: str,
     def compute(tmp: Path, fp: str) -> tuple[str, QuerySetSummary]:
         paths = collect_paths([folder])
         answers = []
-        first_engine = None
+        first_queries = None  # the first dataset's reads: the thumbnails are drawn from them
         for settings in datasets:
             engine = QueryEngine(Store(home.store_root, settings.dataset), settings, device=device)
-            first_engine = first_engine or engine
             queries = read_query_images(paths, engine.shape, settings.dataset)
+            first_queries = queries if first_queries is None else first_queries
             answers += engine.attribute(queries)
             logger.info("query set %s: %d images attributed in %s", name, len(queries), settings.dataset)
         table = to_table(answers).replace_schema_metadata({b"manifpt": json.dumps({"fingerprint": fp}).encode()})
         with atomic_path(result_path) as out:
             pq.write_table(table, out)
         tmp.mkdir(parents=True)
-        _grid(answers, paths, first_engine, tmp / GRID_FILE)
+        _grid(answers[: len(paths)], first_queries or [], tmp / GRID_FILE)
         unknown, predicted = {}, {}
         for settings in datasets:
             for method in default_methods(settings):
@@ -113,17 +113,15 @@ def _table_hash(table) -> str:
     return combine_hashes({"rows": json.dumps(table.to_pylist(), sort_keys=True, default=str)})
 
 
-def _grid(answers, paths, engine: QueryEngine | None, path: Path) -> None:
-    """Thumbnails of the first images, titled with the first dataset's first method's answer."""
-    if engine is None:
-        return
-    first = [a for a in answers if a.dataset == engine.store.dataset][:GRID_MAX]
+def _grid(answers, queries, path: Path) -> None:
+    """Thumbnails of the first images (the pixels already read), titled with the first dataset's first method's
+    answer."""
     images, labels = [], []
-    for a in first:
+    for a, q in list(zip(answers, queries))[:GRID_MAX]:
         if a.error:
             continue
         m = a.methods[0]
-        images.append(read_query_images([a.image], engine.shape, engine.store.dataset)[0].pixels)
+        images.append(q.pixels)
         labels.append(f"{m.method}: {'unknown' if m.verdict == 'unknown' else m.predicted}\n{m.probability:.2f}")
     if images:
         save_labelled_grid(np.stack(images), labels, path)
