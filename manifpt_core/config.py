@@ -18,6 +18,7 @@ from typing import Any
 from manifpt_core.artifacts import KINDS as ARTIFACT_KINDS
 from manifpt_core.attribution import FitSettings
 from manifpt_core.baselines import BaselineSettings
+from manifpt_core.cluster.settings import ClusterSettings
 from manifpt_core.encoders import EncoderSettings
 from manifpt_core.errors import InputError
 from manifpt_core.names import Method, check_model_name, check_name
@@ -84,11 +85,15 @@ class Encoders:
 @dataclass(frozen=True)
 class ArtifactSettings:
     """Which estimates of x* make artifacts: ``nearest`` (the nearest reference point, the paper's)
-    and ``knn`` (the projection onto the affine span of the ``knn_k`` nearest, ridge ``knn_reg``)."""
+    and ``knn`` (the projection onto the affine span of the ``knn_k`` nearest, ridge ``knn_reg``);
+    ``derive_above_gb``: when the artifacts of a pixel-like space are derived on read instead of stored."""
 
     kinds: tuple[str, ...] = ("nearest",)
     knn_k: int = setting(8, ge=2)  # a patch needs two points
     knn_reg: float = setting(1e-3, ge=0)
+    # Pixel-like spaces (rgb, freq): above this size (GB of float32 artifacts of one source in one space) only
+    # the neighbours are stored and the artifacts are derived on read from the images (docs/scale.md).
+    derive_above_gb: float = setting(4.0, ge=0)
 
     def __post_init__(self) -> None:
         unknown = [k for k in self.kinds if k not in ARTIFACT_KINDS]
@@ -97,6 +102,11 @@ class ArtifactSettings:
 
     def settings(self) -> dict[str, Any]:
         return {"kinds": list(self.kinds), "knn_k": self.knn_k, "knn_reg": self.knn_reg}
+
+    def derive(self, space: str, n: int, dim: int) -> bool:
+        """Whether the artifacts of ``n`` queries of ``dim`` values in ``space`` are derived on read, not stored."""
+        size_gb = n * dim * 4 * len(self.kinds) / 1e9
+        return get_space(space).image_shaped and not get_space(space).learned and size_gb > self.derive_above_gb
 
     @property
     def neighbours(self) -> int:
@@ -118,6 +128,7 @@ class Settings:
     encoders: Encoders = field(default_factory=Encoders)
     search: SearchSettings = field(default_factory=SearchSettings)
     artifacts: ArtifactSettings = field(default_factory=ArtifactSettings)
+    cluster: ClusterSettings = field(default_factory=ClusterSettings)  # where the heavy blockwise work runs
     # Built by ModelCard.from_dict: a short entry takes its family's factors and training settings.
     zoo: tuple[ModelCard, ...] = field(default=(), metadata=load_rules(build=ModelCard.from_dict))
     attributor: FitSettings = field(default_factory=FitSettings)

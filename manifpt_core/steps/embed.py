@@ -3,11 +3,16 @@
 Blocks are read one ahead and written one behind in background threads while
 the current one is embedded, so reading, encoding and writing overlap and peak
 memory is a few blocks plus the encoder, whatever N is.
+
+Given a Dask cluster (``manifpt_core.cluster``), the same blocks are embedded by its
+workers, each loading the encoder once from the store and writing its rows into
+the output being built; the result is the same bits, hashed and committed here.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from tqdm import tqdm
@@ -23,15 +28,19 @@ from manifpt_core.store import (
     run_cached,
     write_behind,
 )
-from manifpt_core.store.arrays import aligned_block_rows
+from manifpt_core.store.arrays import aligned_block_rows, hash_rows
 from manifpt_core.store.records import EmbeddingsSummary
 from manifpt_core.torch_helpers import resolve_device
+
+if TYPE_CHECKING:
+    from manifpt_core.cluster import Cluster
 
 EMBED_VERSION = "2"
 
 
-def embed_source(store: Store, settings: Settings, space_name: str, source_name: str) -> Outcome[EmbeddingsSummary]:
-    """Embed ``images/<source>.zarr`` into ``embeddings/<space>/<source>.zarr``."""
+def embed_source(store: Store, settings: Settings, space_name: str, source_name: str,
+                 cluster: Cluster | None = None) -> Outcome[EmbeddingsSummary]:
+    """Embed ``images/<source>.zarr`` into ``embeddings/<space>/<source>.zarr`` (on ``cluster`` when given)."""
     source = store.source(source_name)
     images_hash, space_hash = source.record.content_hash, store.space(space_name).content_hash
 
@@ -42,6 +51,15 @@ def embed_source(store: Store, settings: Settings, space_name: str, source_name:
         dim = embedder.dim(tuple(images.shape[1:]))
         writer = create_rows(tmp, None, (n, dim), np.float32, settings.chunk_rows)
         step = aligned_block_rows(settings.block_rows, settings.chunk_rows)
+        if cluster is not None:
+            from manifpt_core.cluster.blockwise import embed_blocks
+            from manifpt_core.cluster.tasks import EmbedJob
+
+            job = EmbedJob(str(store.root), store.dataset, space_name, space_hash, source.name, settings.device,
+                           str(tmp))
+            embed_blocks(cluster, job, n, step)
+            return hash_rows(writer.array, step), EmbeddingsSummary(n_samples=n, dim=dim, space=space_name,
+                                                                    device=f"{embedder.device} on dask")
         blocks = prefetch(np.asarray(block) for _, block in iter_blocks(images, step))
         progress = tqdm(blocks, total=-(-n // step), desc=f"embed {source.name} in {space_name}", unit="block", leave=False)
         write_behind(writer, (embedder.embed(block) for block in progress))

@@ -68,6 +68,14 @@ def create_rows(
     return RowWriter(array)
 
 
+def hash_rows(array: zarr.Array, block_rows: int) -> str:
+    """The content hash of a stored (N, ...) array, read back in blocks: the hash a RowWriter gives the same rows."""
+    hasher = ArrayHasher()
+    for _, block in iter_blocks(array, block_rows):
+        hasher.update(np.asarray(block))
+    return hasher.hexdigest(tuple(array.shape))
+
+
 def aligned_block_rows(block_rows: int, chunk_rows: int) -> int:
     """The largest multiple of ``chunk_rows`` not above ``block_rows`` (at least one chunk)."""
     return max(chunk_rows, (block_rows // chunk_rows) * chunk_rows)

@@ -26,6 +26,7 @@ from manifpt_core.errors import InputError, StoreError
 from manifpt_core.names import REAL, Method, check_model_name
 from manifpt_core.store.arrays import open_array
 from manifpt_core.store.cache import require_record
+from manifpt_core.store.derived import DerivedArtifacts
 from manifpt_core.store.layout import Layout
 from manifpt_core.store.manifest import read_manifest
 from manifpt_core.store.records import (
@@ -215,12 +216,23 @@ class Artifacts:
     def record(self) -> Record[ArtifactsSummary]:
         return require_record(self.path, ArtifactsSummary, f"the {self.source.name!r} artifacts in {self.space!r}")
 
-    def array(self, name: str) -> zarr.Array:
-        """One stored array: ``artifact``, ``nn_id``, ``nn_dist``, ``knn_artifact``, ``knn_ids``, ``knn_dist``,
-        ``query_row``."""
+    @property
+    def derived(self) -> bool:
+        """Whether the (n, D) artifacts are derived on read from the images (``artifacts.derive_above_gb``)."""
+        return bool(self.record.summary.derived)
+
+    def array(self, name: str) -> zarr.Array | DerivedArtifacts:
+        """One array: ``artifact``, ``nn_id``, ``nn_dist``, ``knn_artifact``, ``knn_ids``, ``knn_dist``,
+        ``query_row`` (and ``knn_coef`` when derived); in a derived store the artifacts are computed on read."""
+        kind = next((k for k, array in ArtifactsSummary.ARRAYS.items() if array == name), None)
+        if kind is not None and self.derived:
+            if kind not in self.record.summary.kinds:
+                raise StoreError(f"no {name!r} in {self.path}: the artifact kinds stored are "
+                                 f"{self.record.summary.kinds} (artifacts.kinds)")
+            return DerivedArtifacts(self, kind)
         return open_array(self.path, name)
 
-    def of_kind(self, kind: str) -> zarr.Array:
+    def of_kind(self, kind: str) -> zarr.Array | DerivedArtifacts:
         """The artifacts of one kind (``nearest`` or ``knn``), (n, D)."""
         if kind not in ArtifactsSummary.ARRAYS:
             raise InputError(f"unknown artifact kind {kind!r}; kinds: {sorted(ArtifactsSummary.ARRAYS)}")

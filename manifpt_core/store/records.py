@@ -162,6 +162,7 @@ class ArtifactsSummary(Summary):
     recall: dict[str, Any] | None = None
     knn_k: int | None = None
     mean_knn_dist: float | None = None
+    derived: bool = False  # the (n, D) artifacts are derived on read from the images (manifpt_core.store.derived)
 
     ARRAYS: ClassVar[dict[str, str]] = {"nearest": "artifact", "knn": "knn_artifact"}
 

@@ -1,0 +1,87 @@
+"""Artifacts derived on read: the (n, D) arrays of a pixel-like space computed from the images and the neighbours.
+
+In ``rgb`` and ``freq`` a vector is a fixed function of one image, so an artifact is fully determined by the
+query's image, its neighbours' images (``nn_id``, or ``knn_ids`` with the projection weights ``knn_coef``) and
+the space. Above ``artifacts.derive_above_gb`` the artifact step stores only those and this view computes the
+artifacts when they are read, with the same arithmetic as the step, so the values are the same bits.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from manifpt_core.artifacts import DERIVED_FROM, derive_artifacts
+from manifpt_core.errors import InputError
+from manifpt_core.spaces import get_space
+
+if TYPE_CHECKING:
+    from manifpt_core.store.dataset import Artifacts
+
+# Query rows derived at a time: bounds the (rows, k, D) neighbour vectors read for the knn kind.
+DERIVE_ROWS = 1024
+
+
+def read_rows(array: Any, rows: np.ndarray) -> np.ndarray:
+    """``array[rows]`` for any int rows (unsorted, repeated), reading each needed chunk once."""
+    rows = np.asarray(rows, dtype=np.int64)
+    unique, inverse = np.unique(rows.reshape(-1), return_inverse=True)
+    values = np.asarray(array.get_orthogonal_selection((unique,) + (slice(None),) * (array.ndim - 1)))
+    return values[inverse].reshape(rows.shape + values.shape[1:])
+
+
+class DerivedArtifacts:
+    """A read-only (n, D) float32 array of one kind of artifact, computed on read from the images.
+
+    Indexable like the stored array: ``a[i]``, ``a[i:j]``, ``a[[rows]]``, ``a[i:j, :]``; also a source for
+    ``dask.array.from_array``.
+    """
+
+    dtype = np.dtype(np.float32)
+
+    def __init__(self, artifacts: Artifacts, kind: str) -> None:
+        space = get_space(artifacts.space)
+        if space.learned:
+            raise InputError(f"{artifacts.space!r} is a learned space: its artifacts are always stored")
+        self.artifacts, self.kind, self.space = artifacts, kind, space
+        summary = artifacts.record.summary
+        self.shape = (summary.n_queries, summary.dim)
+        self.ndim = 2
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        values = self[:]
+        return values if dtype is None else values.astype(dtype)
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        rows_key, cols = (key + (slice(None),))[:2] if isinstance(key, tuple) else (key, slice(None))
+        scalar = isinstance(rows_key, (int, np.integer))
+        rows = np.arange(self.shape[0])[rows_key]
+        values = self.rows(np.atleast_1d(rows))
+        values = values[0] if scalar else values
+        return values[..., cols]
+
+    def rows(self, rows: np.ndarray) -> np.ndarray:
+        """The artifacts of query rows ``rows`` (positions in the artifact arrays), float32 (len(rows), D)."""
+        parts = [self._block(rows[s : s + DERIVE_ROWS]) for s in range(0, len(rows), DERIVE_ROWS)]
+        return np.concatenate(parts) if parts else np.empty((0, self.shape[1]), np.float32)
+
+    def _block(self, rows: np.ndarray) -> np.ndarray:
+        a = self.artifacts
+        source, real = a.source, a.source.store.real
+        image_rows = read_rows(a.array("query_row"), rows)
+        queries = self.space.embed(read_rows(source.images(), image_rows))
+        stored = {name: read_rows(a.array(name), rows) for name in DERIVED_FROM[self.kind]}
+        reference = real.images()
+
+        def vectors(ids: np.ndarray) -> np.ndarray:
+            flat = self.space.embed(read_rows(reference, ids.reshape(-1)))
+            return flat.reshape(*ids.shape, flat.shape[-1])
+
+        return derive_artifacts(self.kind, queries, vectors, stored)
+
+
+__all__ = ["DERIVE_ROWS", "DerivedArtifacts", "read_rows"]
