@@ -5,7 +5,7 @@ import dagster as dg
 from assets._results import to_result
 from assets.automation import ON_CHANGE
 from assets.partitions import DatasetSpec, by_model, by_space
-from assets.resources import ManifptResource
+from assets.resources import DaskResource, ManifptResource
 from manifpt_core.names import REAL
 from manifpt_core.steps import embed_source
 from manifpt_core.steps.embed import EMBED_VERSION
@@ -28,19 +28,22 @@ def build(ds: DatasetSpec) -> list[dg.AssetsDefinition]:
     @dg.asset(key=ds.key("real_embeddings"), group_name=GROUP, code_version=EMBED_VERSION,
               partitions_def=ds.space_partitions, deps=[ds.key("real_images"), embedding_space], automation_condition=ON_CHANGE, pool="gpu",
               kinds={"zarr"})
-    def real_embeddings(context: dg.AssetExecutionContext, manifpt: ManifptResource) -> dg.MaterializeResult:
+    def real_embeddings(context: dg.AssetExecutionContext, manifpt: ManifptResource, dask: DaskResource) -> dg.MaterializeResult:
         """The real images (reference and real class) embedded in one space."""
         store, settings = manifpt.store(ds.name), manifpt.settings(ds.name)
-        return to_result(context, embed_source(store, settings, context.partition_key, REAL))
+        return to_result(context, embed_source(store, settings, context.partition_key, REAL,
+                                                      cluster=dask.cluster(settings)))
 
     @dg.asset(key=ds.key("generated_embeddings"), group_name=GROUP, code_version=EMBED_VERSION,
               partitions_def=ds.model_space,
               deps=[dg.AssetDep(ds.key("generated_images"), partition_mapping=by_model),
                     dg.AssetDep(embedding_space, partition_mapping=by_space)], automation_condition=ON_CHANGE, pool="gpu", kinds={"zarr"})
-    def generated_embeddings(context: dg.AssetExecutionContext, manifpt: ManifptResource) -> dg.MaterializeResult:
+    def generated_embeddings(context: dg.AssetExecutionContext, manifpt: ManifptResource,
+                             dask: DaskResource) -> dg.MaterializeResult:
         """One generative model's images embedded in one space."""
         keys = context.partition_key.keys_by_dimension
         store, settings = manifpt.store(ds.name), manifpt.settings(ds.name)
-        return to_result(context, embed_source(store, settings, keys["space"], keys["model"]))
+        return to_result(context, embed_source(store, settings, keys["space"], keys["model"],
+                                                      cluster=dask.cluster(settings)))
 
     return [embedding_space, real_embeddings, generated_embeddings]

@@ -1,4 +1,5 @@
-"""The resource every asset takes: the home folder, the settings of every dataset, and the compute device.
+"""The resources the assets take: the home folder, the settings of every dataset and the compute device
+(``manifpt``), and where the heavy blockwise work runs (``dask``).
 
 Settings are parsed and checked once per process (the code location's, or the
 ``manifpt run`` process's), not at every asset execution: reload the code
@@ -9,12 +10,17 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from typing import TYPE_CHECKING
 
 import dagster as dg
 
+from manifpt_core.cluster import ClusterSettings
 from manifpt_core.config import Settings, load_datasets
 from manifpt_core.errors import InputError
 from manifpt_core.store import Home, Store
+
+if TYPE_CHECKING:
+    from manifpt_core.cluster import Cluster
 
 DEFAULT_HOME = ".manifpt"
 
@@ -55,3 +61,29 @@ class ManifptResource(dg.ConfigurableResource):
     def store(self, dataset: str) -> Store:
         """The typed store of one dataset."""
         return Store(self.home_folder.store_root, dataset)
+
+
+class DaskResource(dg.ConfigurableResource):
+    """Where the heavy blockwise work of the embedding and artifact steps runs (Dagster stays the orchestrator).
+
+    ``address``: a running Dask scheduler (``tcp://host:8786``); ``workers``: a local cluster of that many worker
+    processes; both empty: the dataset settings' ``cluster.*`` (default: in the step's own process). The cluster
+    is started or reached once per process and reused by every step that process runs.
+    """
+
+    address: str = ""
+    workers: int = 0
+
+    def cluster_settings(self, settings: Settings) -> ClusterSettings:
+        base = settings.cluster
+        if self.address:
+            return dataclasses.replace(base, address=self.address, workers=0)
+        if self.workers:
+            return dataclasses.replace(base, address=None, workers=self.workers)
+        return base
+
+    def cluster(self, settings: Settings) -> Cluster | None:
+        """The cluster for a step of ``settings``' dataset, or None to compute in this process."""
+        from manifpt_core.cluster import shared_cluster
+
+        return shared_cluster(self.cluster_settings(settings))

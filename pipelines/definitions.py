@@ -11,7 +11,7 @@ import dagster as dg
 
 from assets import artifacts, attribution, cross, embedding, index, ingestion, queries, sources
 from assets.partitions import DatasetSpec
-from assets.resources import DEFAULT_HOME, ManifptResource
+from assets.resources import DEFAULT_HOME, DaskResource, ManifptResource
 from pipelines.automation import automation_sensors
 from pipelines.discovery import build_discovery
 from pipelines.jobs import build_cross_dataset_job, build_jobs, build_observation_jobs
@@ -33,8 +33,9 @@ def has_cross_dataset(specs: list[DatasetSpec]) -> bool:
     return len(specs) >= 2
 
 
-def build_definitions(resource: ManifptResource) -> dg.Definitions:
-    """Definitions bound to one home and settings (the CLI and tests build their own)."""
+def build_definitions(resource: ManifptResource, dask: DaskResource | None = None) -> dg.Definitions:
+    """Definitions bound to one home and settings (the CLI and tests build their own); ``dask``: where the heavy
+    blockwise work runs (default: the settings' ``cluster.*``)."""
     specs = dataset_specs(resource)
     assets = [a for ds in specs for module in STEP_MODULES for a in module.build(ds)]
     jobs = [job for ds in specs for job, _ in build_jobs(ds) + build_observation_jobs(ds)]
@@ -51,7 +52,7 @@ def build_definitions(resource: ManifptResource) -> dg.Definitions:
         jobs=jobs,
         sensors=[sensor, build_query_sensor(), *automation_sensors(gpu_keys)],
         schedules=schedules,
-        resources={"manifpt": resource},
+        resources={"manifpt": resource, "dask": dask or DaskResource()},
     )
 
 

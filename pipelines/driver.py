@@ -92,7 +92,7 @@ class AutomationDriver:
         for (_, partition), keys in groups.items():
             start = time.perf_counter()
             dg.materialize(self.defs.assets, selection=keys, partition_key=partition, instance=self.instance,
-                           resources={"manifpt": self.resource})
+                           resources=self.defs.resources)
             self.steps.append(Step([k.to_user_string() for k in keys], partition and str(partition),
                                    time.perf_counter() - start))
             logger.info("materialized %s [%s] in %.1f s", [k.to_user_string() for k in keys], partition,

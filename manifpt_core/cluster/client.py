@@ -30,10 +30,6 @@ class Cluster:
     def workers(self) -> list[str]:
         return sorted(self.client.scheduler_info(n_workers=-1)["workers"])
 
-    def shards(self) -> int:
-        """How many parts an exact search splits the reference set into."""
-        return self.settings.shards or len(self.workers)
-
     def describe(self) -> str:
         return f"{self.settings.describe()} ({len(self.workers)} workers)"
 

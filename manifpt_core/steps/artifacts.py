@@ -83,7 +83,7 @@ def materialize_artifacts(store: Store, settings: Settings, space: str, source_n
             from manifpt_core.cluster.tasks import ArtifactJob
 
             n_reference, kind, recall = store.real.n_reference, "flat", None
-            shards = split_rows(n_reference, cluster.shards())
+            shards = split_rows(n_reference, settings.cluster.shards or len(cluster.workers))
             job = ArtifactJob(str(store.root), store.dataset, space, index_hash, settings.search, settings.device,
                               source.name, first, shards, k, a.kinds, a.knn_reg, derived, str(tmp))
             sums = artifact_blocks(cluster, job, n, step)

@@ -60,3 +60,15 @@ def test_one_neighbour_is_the_nearest_point_and_bad_shapes_are_refused():
         project_to_span(np.zeros((3, 5), np.float32), neighbours)
     with pytest.raises(ValueError, match="reg"):
         project_to_span(np.zeros((3, 4), np.float32), neighbours, reg=-1.0)
+
+
+def test_stored_weights_reproduce_the_projection_bit_for_bit_in_any_row_split():
+    from manifpt_core.projection import apply_weights, projection_weights
+
+    rng = np.random.default_rng(5)
+    x, neighbours = rng.normal(size=(37, 9)).astype(np.float32), rng.normal(size=(37, 4, 9)).astype(np.float32)
+    coef = projection_weights(x, neighbours, reg=1e-3)
+    whole = project_to_span(x, neighbours, reg=1e-3)
+    assert coef.shape == (37, 3) and coef.dtype == np.float64
+    parts = np.concatenate([apply_weights(neighbours[s : s + 5], coef[s : s + 5]) for s in range(0, 37, 5)])
+    np.testing.assert_array_equal(parts, whole)

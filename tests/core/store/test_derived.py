@@ -1,0 +1,73 @@
+"""Artifacts derived on read from the images equal the stored ones, bit for bit, however they are read."""
+
+import dataclasses
+import shutil
+
+import numpy as np
+import pytest
+
+from manifpt_core import steps
+from manifpt_core.names import Method
+from manifpt_core.query import lazy_array
+from manifpt_core.steps.attribute import source_inputs
+from manifpt_core.store import Store
+from manifpt_core.store.derived import DerivedArtifacts
+
+
+@pytest.fixture(scope="module")
+def derived(query_store, tmp_path_factory):
+    """A copy of the query store whose rgb and freq artifacts are stored derived (threshold 0 GB)."""
+    root = tmp_path_factory.mktemp("derived") / "store"
+    shutil.copytree(query_store.store.root, root)
+    store = Store(root, query_store.settings.dataset)
+    settings = query_store.settings
+    settings = dataclasses.replace(settings, artifacts=dataclasses.replace(settings.artifacts, derive_above_gb=0.0))
+    outcomes = {(space, source): steps.materialize_artifacts(store, settings, space, source)
+                for space in ("rgb", "freq") for source in ("real", "alpha", "beta")}
+    return store, outcomes
+
+
+@pytest.mark.parametrize("space", ["rgb", "freq"])
+@pytest.mark.parametrize("source", ["real", "alpha", "beta"])
+def test_derived_artifacts_are_the_stored_bits(derived, query_store, space, source):
+    store, outcomes = derived
+    outcome = outcomes[(space, source)]
+    assert not outcome.reused and outcome.summary.derived
+    assert outcome.fingerprint != query_store.store.source(source).artifacts(space).record.fingerprint
+    mine, stored = store.source(source).artifacts(space), query_store.store.source(source).artifacts(space)
+    assert not (mine.path / "artifact").exists() and not (mine.path / "knn_artifact").exists()
+    for kind in ("nearest", "knn"):
+        view, expected = mine.of_kind(kind), stored.of_kind(kind)[:]
+        assert isinstance(view, DerivedArtifacts) and view.shape == expected.shape
+        np.testing.assert_array_equal(view[:], expected)
+        rows = np.array([7, 3, 3, 50, 0])
+        np.testing.assert_array_equal(view[rows], expected[rows])
+        np.testing.assert_array_equal(view[11], expected[11])
+        np.testing.assert_array_equal(view[5:9, 2:4], expected[5:9, 2:4])
+    for name in ("nn_id", "nn_dist", "knn_ids", "knn_dist", "query_row"):
+        np.testing.assert_array_equal(mine.array(name)[:], stored.array(name)[:])
+
+
+def test_the_attributor_and_lazy_reads_see_the_same_inputs(derived, query_store):
+    store, _ = derived
+    for kind in ("nearest", "knn"):
+        method = Method.artifacts("freq", kind)
+        x, split = source_inputs(store.source("beta"), method)
+        x0, split0 = source_inputs(query_store.store.source("beta"), method)
+        np.testing.assert_array_equal(x, x0)
+        np.testing.assert_array_equal(split, split0)
+    lazy = lazy_array(store, "alpha", "artifacts", space="rgb", name="knn_artifact")
+    np.testing.assert_array_equal(lazy.compute(), query_store.store.model("alpha").artifacts("rgb").of_kind("knn")[:])
+
+
+def test_only_pixel_spaces_above_the_threshold_are_derived(query_store):
+    a = query_store.settings.artifacts
+    assert not a.derive("rgb", 1000, 784)  # 6 MB of two kinds, below the default 4 GB
+    assert a.derive("rgb", 1_700_000, 196_608) and a.derive("freq", 1_700_000, 196_608)
+    assert not a.derive("sl", 1_700_000, 2048) and not a.derive("ssl", 10**9, 2048)  # learned: always stored
+
+
+def test_stored_artifacts_keep_their_fingerprint(query_store):
+    """Below the threshold nothing changes: the stored artifacts are reused as they are."""
+    outcome = steps.materialize_artifacts(query_store.store, query_store.settings, "rgb", "alpha")
+    assert outcome.reused and not outcome.summary.derived
