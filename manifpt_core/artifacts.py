@@ -18,9 +18,6 @@ from manifpt_core.search import Searcher
 
 KINDS = ("nearest", "knn")
 PROJECTION_ROWS = 512  # queries projected at a time: bounds the (rows, k, D) float64 neighbour patches
-# The arrays that hold artifacts, per kind, and what a derived store keeps instead of them (with the neighbour ids).
-ARRAYS = {"nearest": "artifact", "knn": "knn_artifact"}
-DERIVED_FROM = {"nearest": ("nn_id",), "knn": ("knn_ids", "knn_coef")}
 
 Vectors = Callable[[np.ndarray], np.ndarray]
 
@@ -52,7 +49,7 @@ def artifacts_from_neighbours(queries: np.ndarray, ids: np.ndarray, dist: np.nda
     ascending, ``vectors(ids)`` giving reference rows (``ids.shape + (D,)``).
 
     ``derived`` leaves out the (n, D) artifacts and keeps what determines them exactly instead: ``nn_id``, and
-    for ``knn`` the projection weights ``knn_coef`` (n, k-1) float64 (:func:`derive_artifacts`).
+    for ``knn`` the projection weights ``knn_coef`` (n, k-1) float64 (``manifpt_core.store.derived``).
     """
     check_kinds(kinds)
     out = {"nn_id": ids[:, 0], "nn_dist": dist[:, 0]}
@@ -66,16 +63,6 @@ def artifacts_from_neighbours(queries: np.ndarray, ids: np.ndarray, dist: np.nda
                                                            dtype=np.float64)).astype(np.float32))
         out.update({"knn_coef": coef} if derived else {"knn_artifact": residual})
     return out
-
-
-def derive_artifacts(kind: str, queries: np.ndarray, vectors: Vectors, stored: dict[str, np.ndarray]) -> np.ndarray:
-    """The artifacts of one kind (n, D) from the query vectors, the reference rows and the arrays a derived store
-    keeps (``stored``: ``nn_id`` for ``nearest``; ``knn_ids`` and ``knn_coef`` for ``knn``): the same bits as the
-    ones :func:`artifacts_from_neighbours` would have written."""
-    check_kinds((kind,))
-    if kind == "nearest":
-        return queries - vectors(stored["nn_id"])
-    return queries - _projections(vectors, stored["knn_ids"], stored["knn_coef"])
 
 
 def _projections(vectors: Vectors, ids: np.ndarray, coef: np.ndarray) -> np.ndarray:

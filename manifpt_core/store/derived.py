@@ -8,19 +8,31 @@ artifacts when they are read, with the same arithmetic as the step, so the value
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
-from manifpt_core.artifacts import DERIVED_FROM, derive_artifacts
 from manifpt_core.errors import InputError
+from manifpt_core.projection import apply_weights
 from manifpt_core.spaces import get_space
-
-if TYPE_CHECKING:
-    from manifpt_core.store.dataset import Artifacts
 
 # Query rows derived at a time: bounds the (rows, k, D) neighbour vectors read for the knn kind.
 DERIVE_ROWS = 1024
+# What a derived store keeps of each kind, besides nn_dist / knn_dist and query_row.
+DERIVED_FROM = {"nearest": ("nn_id",), "knn": ("knn_ids", "knn_coef")}
+
+Vectors = Callable[[np.ndarray], np.ndarray]
+
+
+def derive_artifacts(kind: str, queries: np.ndarray, vectors: Vectors, stored: dict[str, np.ndarray]) -> np.ndarray:
+    """The artifacts of one kind (n, D) from the query vectors, the reference rows (``vectors(ids)``) and what a
+    derived store keeps (``stored``): the arithmetic of ``manifpt_core.artifacts``, row by row, so the same bits."""
+    if kind == "nearest":
+        return queries - vectors(stored["nn_id"])
+    if kind == "knn":
+        return queries - apply_weights(vectors(stored["knn_ids"]), stored["knn_coef"])
+    raise InputError(f"unknown artifact kind {kind!r}; kinds: {sorted(DERIVED_FROM)}")
 
 
 def read_rows(array: Any, rows: np.ndarray) -> np.ndarray:
@@ -40,7 +52,7 @@ class DerivedArtifacts:
 
     dtype = np.dtype(np.float32)
 
-    def __init__(self, artifacts: Artifacts, kind: str) -> None:
+    def __init__(self, artifacts: Any, kind: str) -> None:  # a store.dataset.Artifacts view
         space = get_space(artifacts.space)
         if space.learned:
             raise InputError(f"{artifacts.space!r} is a learned space: its artifacts are always stored")
@@ -84,4 +96,4 @@ class DerivedArtifacts:
         return derive_artifacts(self.kind, queries, vectors, stored)
 
 
-__all__ = ["DERIVE_ROWS", "DerivedArtifacts", "read_rows"]
+__all__ = ["DERIVED_FROM", "DERIVE_ROWS", "DerivedArtifacts", "derive_artifacts", "read_rows"]
