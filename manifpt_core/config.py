@@ -85,15 +85,11 @@ class Encoders:
 @dataclass(frozen=True)
 class ArtifactSettings:
     """Which estimates of x* make artifacts: ``nearest`` (the nearest reference point, the paper's)
-    and ``knn`` (the projection onto the affine span of the ``knn_k`` nearest, ridge ``knn_reg``);
-    ``derive_above_gb``: when the artifacts of a pixel-like space are derived on read instead of stored."""
+    and ``knn`` (the projection onto the affine span of the ``knn_k`` nearest, ridge ``knn_reg``)."""
 
     kinds: tuple[str, ...] = ("nearest",)
     knn_k: int = setting(8, ge=2)  # a patch needs two points
     knn_reg: float = setting(1e-3, ge=0)
-    # Pixel-like spaces (rgb, freq): above this size (GB of float32 artifacts of one source in one space) only
-    # the neighbours are stored and the artifacts are derived on read from the images (docs/scale.md).
-    derive_above_gb: float = setting(4.0, ge=0)
 
     def __post_init__(self) -> None:
         unknown = [k for k in self.kinds if k not in ARTIFACT_KINDS]
@@ -102,11 +98,6 @@ class ArtifactSettings:
 
     def settings(self) -> dict[str, Any]:
         return {"kinds": list(self.kinds), "knn_k": self.knn_k, "knn_reg": self.knn_reg}
-
-    def derive(self, space: str, n: int, dim: int) -> bool:
-        """Whether the artifacts of ``n`` queries of ``dim`` values in ``space`` are derived on read, not stored."""
-        size_gb = n * dim * 4 * len(self.kinds) / 1e9
-        return get_space(space).image_shaped and not get_space(space).learned and size_gb > self.derive_above_gb
 
     @property
     def neighbours(self) -> int:
@@ -140,6 +131,9 @@ class Settings:
     # A folder of model folders beside any real source: each subfolder is a generative model's samples.
     models_path: str | None = None
     removed_models: str = "keep"  # a model whose folder or zoo entry is gone: keep or delete its stored data
+    # Pixel-like spaces (rgb, freq): an array of one source in one space larger than this (GB of float32) is not
+    # stored but derived on read from the images: its embeddings, and its artifacts from the neighbours (scale.md).
+    derive_above_gb: float = setting(4.0, ge=0)
     data_seed: int = setting(0, ge=0)
     chunk_rows: int = positive(1024)
     block_rows: int = positive(4096)
@@ -170,6 +164,12 @@ class Settings:
     def methods(self) -> tuple[Method, ...]:
         """Every attributor over artifacts: one per space and artifact kind, spaces first."""
         return tuple(Method.artifacts(space, kind) for space in self.spaces for kind in self.artifacts.kinds)
+
+    def derives(self, space: str, n: int, dim: int, arrays: int = 1) -> bool:
+        """Whether ``arrays`` (n, dim) float32 arrays of one source in ``space`` are derived on read, not stored:
+        only in a pixel-like space, and only above ``derive_above_gb``."""
+        pixel_like = get_space(space).image_shaped and not get_space(space).learned
+        return pixel_like and n * dim * 4 * arrays / 1e9 > self.derive_above_gb
 
     def card(self, model: str) -> ModelCard | None:
         """The zoo card named ``model``, or None when the model is a folder of images."""

@@ -32,7 +32,7 @@ from manifpt_core.query.results import JSON_SCHEMA, TABLE_SCHEMA, render_text, s
 from manifpt_core.query.sql import StoreSQL, connect, run_query
 from manifpt_core.spaces import get_space
 from manifpt_core.store import Store, open_array
-from manifpt_core.store.derived import DERIVE_ROWS, DerivedArtifacts
+from manifpt_core.store.derived import DERIVE_ROWS, DerivedArtifacts, DerivedEmbeddings
 from manifpt_core.store.records import ArtifactsSummary
 
 ARRAYS = ("images", "embeddings", "artifacts")
@@ -130,12 +130,12 @@ def lazy_array(store: Store, source: str, what: str = "images", space: str | Non
         array = name if what == "artifacts" else None
     if not path.exists():
         raise StoreError(f"nothing at {path}: materialize the {what} of {source!r} first")
-    if what == "artifacts":
-        values = src.artifacts(space).array(name)
-        if isinstance(values, DerivedArtifacts):  # computed from the images, a chunk of rows at a time
-            return da.from_array(values, chunks=(DERIVE_ROWS, values.shape[1]), asarray=False)
-        return da.from_zarr(values)
-    return da.from_zarr(open_array(path, array) if array else open_array(path))
+    if what == "images":
+        return da.from_zarr(open_array(path))
+    values = src.artifacts(space).array(name) if what == "artifacts" else src.embeddings(space)
+    if isinstance(values, (DerivedArtifacts, DerivedEmbeddings)):  # computed from the images, rows at a time
+        return da.from_array(values, chunks=(DERIVE_ROWS, values.shape[1]), asarray=False)
+    return da.from_zarr(values)
 
 
 __all__ = [

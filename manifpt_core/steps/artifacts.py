@@ -6,7 +6,7 @@ written: ``nearest`` (x minus its nearest reference point: ``artifact``,
 ``nn_id``, ``nn_dist``) and ``knn`` (x minus its projection onto the span of
 its k nearest reference points: ``knn_artifact``, ``knn_ids``, ``knn_dist``).
 
-In a pixel-like space whose artifacts would exceed ``artifacts.derive_above_gb``, the
+In a pixel-like space whose artifacts would exceed ``derive_above_gb``, the
 (n, D) arrays are not written: the neighbours (and the projection weights ``knn_coef``)
 determine them, and the store derives them on read (``manifpt_core.store.derived``).
 
@@ -57,7 +57,7 @@ def materialize_artifacts(store: Store, settings: Settings, space: str, source_n
     embeddings_hash, index_hash = source.embeddings_record(space).content_hash, store.index(space).content_hash
     n, dim = source.summary.n_queries, source.embeddings_record(space).summary.dim
     a = settings.artifacts
-    derived = a.derive(space, n, dim)
+    derived = settings.derives(space, n, dim, len(a.kinds))
     if cluster is not None and settings.search.backend != "exact":
         logger.warning("the cluster shards exact search only; %s search of %s in %s runs in this process",
                        settings.search.backend, source_name, space)

@@ -15,9 +15,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+import zarr
 from tqdm import tqdm
 
 from manifpt_core.config import Settings
+from manifpt_core.spaces import get_space
 from manifpt_core.steps.space import open_space
 from manifpt_core.store import (
     Outcome,
@@ -29,6 +31,7 @@ from manifpt_core.store import (
     write_behind,
 )
 from manifpt_core.store.arrays import aligned_block_rows, hash_rows
+from manifpt_core.store.hashing import text_hash
 from manifpt_core.store.records import EmbeddingsSummary
 from manifpt_core.torch_helpers import resolve_device
 
@@ -44,11 +47,17 @@ def embed_source(store: Store, settings: Settings, space_name: str, source_name:
     source = store.source(source_name)
     images_hash, space_hash = source.record.content_hash, store.space(space_name).content_hash
 
+    n, shape = source.summary.n_samples, tuple(source.summary.image_shape)
+    derived = settings.derives(space_name, n, get_space(space_name).dim(shape))
+
     def compute(tmp: Path, fp: str) -> tuple[str, EmbeddingsSummary]:
+        if derived:  # nothing to compute: a view of the images (manifpt_core.store.derived)
+            zarr.open_group(store=str(tmp), mode="w", zarr_format=3)
+            return text_hash(f"derived:{images_hash}:{space_hash}"), EmbeddingsSummary(
+                n_samples=n, dim=get_space(space_name).dim(shape), space=space_name, device="none", derived=True)
         embedder = open_space(store, space_name, resolve_device(settings.device))
         images = source.images()
-        n = images.shape[0]
-        dim = embedder.dim(tuple(images.shape[1:]))
+        dim = embedder.dim(shape)
         writer = create_rows(tmp, None, (n, dim), np.float32, settings.chunk_rows)
         step = aligned_block_rows(settings.block_rows, settings.chunk_rows)
         if cluster is not None:
@@ -67,5 +76,6 @@ def embed_source(store: Store, settings: Settings, space_name: str, source_name:
                                                         device=embedder.device)
 
     return run_cached(store.paths.embeddings(space_name, source.name), "embed", EMBED_VERSION,
-                      {"images": images_hash, "space": space_hash}, {"chunk_rows": settings.chunk_rows}, compute,
+                      {"images": images_hash, "space": space_hash},
+                      {"chunk_rows": settings.chunk_rows, **({"derived": True} if derived else {})}, compute,
                       EmbeddingsSummary)

@@ -26,7 +26,7 @@ from manifpt_core.errors import InputError, StoreError
 from manifpt_core.names import REAL, Method, check_model_name
 from manifpt_core.store.arrays import open_array
 from manifpt_core.store.cache import require_record
-from manifpt_core.store.derived import DerivedArtifacts
+from manifpt_core.store.derived import DerivedArtifacts, DerivedEmbeddings
 from manifpt_core.store.layout import Layout
 from manifpt_core.store.manifest import read_manifest
 from manifpt_core.store.records import (
@@ -168,9 +168,15 @@ class Source:
         """How many of its samples are in ``split``."""
         return self.manifest(["split"]).column("split").to_pylist().count(split)
 
-    def embeddings(self, space: str) -> zarr.Array:
-        """Its images embedded in ``space``: float32 (N, D), every row of the image store."""
-        return open_array(self.store.paths.embeddings(space, self.name))
+    def embeddings(self, space: str) -> zarr.Array | DerivedEmbeddings:
+        """Its images embedded in ``space``: float32 (N, D), every row of the image store (derived on read from the
+        images in a pixel-like space above ``derive_above_gb``)."""
+        path = self.store.paths.embeddings(space, self.name)
+        if path.exists() and isinstance(zarr.open(store=str(path), mode="r"), zarr.Group):
+            summary = self.embeddings_record(space).summary
+            if summary.derived:
+                return DerivedEmbeddings(self.images(), space, summary.dim)
+        return open_array(path)
 
     def embeddings_record(self, space: str) -> Record[EmbeddingsSummary]:
         return require_record(self.store.paths.embeddings(space, self.name), EmbeddingsSummary,
@@ -218,7 +224,7 @@ class Artifacts:
 
     @property
     def derived(self) -> bool:
-        """Whether the (n, D) artifacts are derived on read from the images (``artifacts.derive_above_gb``)."""
+        """Whether the (n, D) artifacts are derived on read from the images (``derive_above_gb``)."""
         return bool(self.record.summary.derived)
 
     def array(self, name: str) -> zarr.Array | DerivedArtifacts:

@@ -1,9 +1,10 @@
-"""Artifacts derived on read: the (n, D) arrays of a pixel-like space computed from the images and the neighbours.
+"""Arrays derived on read: the (n, D) arrays of a pixel-like space computed from the images when they are read.
 
-In ``rgb`` and ``freq`` a vector is a fixed function of one image, so an artifact is fully determined by the
-query's image, its neighbours' images (``nn_id``, or ``knn_ids`` with the projection weights ``knn_coef``) and
-the space. Above ``artifacts.derive_above_gb`` the artifact step stores only those and this view computes the
-artifacts when they are read, with the same arithmetic as the step, so the values are the same bits.
+In ``rgb`` and ``freq`` a vector is a fixed function of one image, so an embedding is the space applied to the
+stored image, and an artifact is fully determined by the query's image, its neighbours' images (``nn_id``, or
+``knn_ids`` with the projection weights ``knn_coef``) and the space. Above ``derive_above_gb`` the embedding and
+artifact steps store only what determines them, and these views compute them when read, with the steps' own
+arithmetic row by row, so the values are the same bits as stored ones.
 """
 
 from __future__ import annotations
@@ -43,6 +44,55 @@ def read_rows(array: Any, rows: np.ndarray) -> np.ndarray:
     return values[inverse].reshape(rows.shape + values.shape[1:])
 
 
+def _split_key(key: Any) -> tuple[Any, Any]:
+    return (key + (slice(None),))[:2] if isinstance(key, tuple) else (key, slice(None))
+
+
+class DerivedEmbeddings:
+    """A read-only (N, D) float32 array of a pixel-like space's embeddings: ``space.embed(images[rows])``.
+
+    Indexable like the stored Zarr array (ints, slices, row arrays, ``get_orthogonal_selection``); ``chunks``
+    are the image store's.
+    """
+
+    dtype = np.dtype(np.float32)
+    ndim = 2
+
+    def __init__(self, images: Any, space_name: str, dim: int) -> None:
+        self.images, self.space = images, get_space(space_name)
+        if self.space.learned:
+            raise InputError(f"{space_name!r} is a learned space: its embeddings are always stored")
+        self.shape = (int(images.shape[0]), int(dim))
+        self.chunks = (int(images.chunks[0]), int(dim))
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        values = self[:]
+        return values if dtype is None else values.astype(dtype)
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        rows_key, cols = _split_key(key)
+        if isinstance(rows_key, (int, np.integer)):
+            return self[np.array([rows_key])][0][cols]
+        if isinstance(rows_key, slice) and rows_key.step in (None, 1):
+            start, stop, _ = rows_key.indices(self.shape[0])
+            parts = [self.space.embed(np.asarray(self.images[s : min(s + DERIVE_ROWS, stop)]))
+                     for s in range(start, stop, DERIVE_ROWS)]
+            values = np.concatenate(parts) if parts else np.empty((0, self.shape[1]), np.float32)
+            return values[:, cols]
+        rows = np.arange(self.shape[0])[rows_key]
+        parts = [self.space.embed(read_rows(self.images, rows[s : s + DERIVE_ROWS]))
+                 for s in range(0, len(rows), DERIVE_ROWS)]
+        values = np.concatenate(parts) if parts else np.empty((0, self.shape[1]), np.float32)
+        return values[:, cols]
+
+    def get_orthogonal_selection(self, selection: tuple[Any, Any]) -> np.ndarray:
+        rows, cols = selection
+        return self[rows][:, cols]
+
+
 class DerivedArtifacts:
     """A read-only (n, D) float32 array of one kind of artifact, computed on read from the images.
 
@@ -69,7 +119,7 @@ class DerivedArtifacts:
         return values if dtype is None else values.astype(dtype)
 
     def __getitem__(self, key: Any) -> np.ndarray:
-        rows_key, cols = (key + (slice(None),))[:2] if isinstance(key, tuple) else (key, slice(None))
+        rows_key, cols = _split_key(key)
         scalar = isinstance(rows_key, (int, np.integer))
         rows = np.arange(self.shape[0])[rows_key]
         values = self.rows(np.atleast_1d(rows))
@@ -96,4 +146,4 @@ class DerivedArtifacts:
         return derive_artifacts(self.kind, queries, vectors, stored)
 
 
-__all__ = ["DERIVED_FROM", "DERIVE_ROWS", "DerivedArtifacts", "derive_artifacts", "read_rows"]
+__all__ = ["DERIVED_FROM", "DERIVE_ROWS", "DerivedArtifacts", "DerivedEmbeddings", "derive_artifacts", "read_rows"]

@@ -133,6 +133,7 @@ class EmbeddingsSummary(Summary):
     dim: int
     space: str
     device: str
+    derived: bool = False  # pixel-like, above derive_above_gb: computed on read from the images, not stored
 
 
 @dataclass(frozen=True)

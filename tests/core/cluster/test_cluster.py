@@ -81,8 +81,7 @@ def test_cluster_embeddings_neighbours_and_artifacts_are_the_local_bits(cluster,
 def test_cluster_derived_artifacts_match_local_derived(cluster, store_copy, query_store):
     store, _ = store_copy
     settings = query_store.settings
-    derive = dataclasses.replace(settings.artifacts, derive_above_gb=0.0)
-    local = dataclasses.replace(settings, artifacts=derive)
+    local = dataclasses.replace(settings, derive_above_gb=0.0)
     remote = dataclasses.replace(local, cluster=ClusterSettings(workers=2, shards=2))
     expected = steps.materialize_artifacts(store, local, "rgb", "alpha")
     shutil.rmtree(store.paths.artifacts("rgb", "alpha"))
