@@ -7,13 +7,14 @@ depend on the attributors but never cause them to run.
 """
 
 import dagster as dg
+from dagster._core.definitions.data_version import DATA_VERSION_TAG
 
 from assets._results import png_markdown, to_result
 from assets.automation import ON_CHANGE
 from assets.partitions import DatasetSpec
 from assets.resources import ManifptResource
 from manifpt_core.errors import InputError
-from manifpt_core.query.sets import GRID_FILE, QUERY_VERSION, attribute_query_set, query_set_hash
+from manifpt_core.query.sets import GRID_FILE, QUERY_VERSION, attribute_query_set, observe_query_set
 
 GROUP = "queries"
 QUERY_SETS = dg.DynamicPartitionsDefinition(name="query_sets")
@@ -31,13 +32,16 @@ def build(specs: list[DatasetSpec]) -> list:
         home = manifpt.home_folder
         wanted = [context.partition_key] if context.has_partition_key else \
             context.instance.get_dynamic_partitions(QUERY_SETS.name)
-        versions = {}
         for name in wanted:
             try:
-                versions[name] = query_set_hash(home, name)
+                observed = observe_query_set(home, name)
             except InputError as err:  # gone or empty: nothing to observe; the query sensor reports it
                 context.log.warning(str(err))
-        return dg.DataVersionsByPartition(versions)
+                continue
+            # logged here rather than returned, so that the observation carries the files read (as model_source)
+            context.log_event(dg.AssetObservation(SET_KEY, partition=name, metadata=observed.metadata(),
+                                                  tags={DATA_VERSION_TAG: observed.content_hash}))
+        return dg.DataVersionsByPartition({})
 
     deps = [dg.AssetDep(SET_KEY)]
     for ds in specs:

@@ -1,4 +1,4 @@
-"""The ``manifpt`` command: run the main job through Dagster, start the web UI, and query the store.
+"""The ``manifpt`` command: run the main job through Dagster, start the web UI, query the store, observe the sources.
 
 It lives with the Dagster wiring because it drives it; it imports Dagster
 lazily, after DAGSTER_HOME points at the home's instance.
@@ -242,6 +242,36 @@ def run_sql(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_observe(args: argparse.Namespace) -> int:
+    """The content hash of every configured source (and query set), reading only the files changed since the
+    last observation unless ``--deep``. Nothing is recorded in Dagster: the observation jobs do that."""
+    from manifpt_core.errors import InputError
+    from manifpt_core.query.sets import observe_query_set, query_set_names
+    from manifpt_core.steps.observe import observe_sources
+
+    config = _Settings(args)
+    rows, failed = [], []
+    for settings in config.chosen(args.dataset) if args.dataset else config.datasets:
+        found = observe_sources(config.store(settings.dataset), settings, args.deep)
+        rows += [(f"{settings.dataset}/{source}", observed) for source, observed in found.items()]
+    for name in [] if args.dataset else query_set_names(config.home):
+        try:
+            rows.append((f"queries/{name}", observe_query_set(config.home, name, args.deep)))
+        except InputError as err:  # an empty query folder does not stop the others
+            failed.append(f"queries/{name}: {err}")
+    width = max([len(source) for source, _ in rows] + [6])
+    print(f"{'source':<{width}}  {'files':>8}  {'read':>8}  content hash")
+    for source, o in rows:
+        files, read = (o.n_files, o.n_read) if o.n_files else ("-", "-")  # a zoo card: no file
+        print(f"{source:<{width}}  {files:>8}  {read:>8}  {o.content_hash}")
+    n_files, n_read = sum(o.n_files for _, o in rows), sum(o.n_read for _, o in rows)
+    how = "--deep: every file read, the cache rewritten" if args.deep else "the others from the file hash cache"
+    print(f"manifpt: {n_files} files, {n_read} read ({how})")
+    for line in failed:
+        print(f"manifpt: {line}", file=sys.stderr)
+    return 1 if failed else 0
+
+
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--profile", default=os.environ.get("MANIFPT_PROFILE", "demo"),
                    help="settings profile: demo (default), tiny or full")
@@ -261,7 +291,8 @@ def build_parser() -> argparse.ArgumentParser:
                            ("attribute", "which model made these images (files or folders)"),
                            ("ls", "what the store holds, and what is missing or stale"),
                            ("show", "rows of a dataset's feature table"),
-                           ("sql", "a SQL query (DuckDB) over the store's tables")):
+                           ("sql", "a SQL query (DuckDB) over the store's tables"),
+                           ("observe", "the content hash of every source, reading only the files that changed")):
         commands[name] = p = sub.add_parser(name, help=helptext, description=helptext)
         _common(p)
     commands["ui"].add_argument("--port", type=int, default=3000)
@@ -276,6 +307,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resize", metavar="FILTER", choices=["nearest", "bilinear", "bicubic", "lanczos", "box"],
                    help="resize images of another size to the dataset's with this filter (recorded in the output)")
     commands["ls"].add_argument("--json", action="store_true", help="print the catalog as JSON")
+    p = commands["observe"]
+    p.add_argument("--deep", action="store_true",
+                   help="read every file again, ignoring the file hash cache, and rewrite the cache")
+    p.add_argument("--dataset", action="append", metavar="D",
+                   help="observe this dataset's sources only (repeatable; 'all'); default every dataset and the "
+                        "query sets")
     p = commands["show"]
     p.add_argument("dataset", metavar="DATASET")
     p.add_argument("--space", help="only this space's columns")
@@ -290,7 +327,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-QUERY_COMMANDS = ("attribute", "ls", "show", "sql")  # their output is the answer: no progress logs unless -v
+QUERY_COMMANDS = ("attribute", "ls", "show", "sql", "observe")  # their output is the answer: no progress logs unless -v
 
 
 def configure_logging(verbose: bool, quiet: bool = False) -> None:
@@ -310,7 +347,7 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(args.verbose, quiet=args.command in QUERY_COMMANDS)
     try:
         return {"run": run_main, "ui": run_ui, "attribute": run_attribute, "ls": run_ls, "show": run_show,
-                "sql": run_sql}[args.command](args)
+                "sql": run_sql, "observe": run_observe}[args.command](args)
     except ManifptError as err:
         print(f"manifpt: error: {err}", file=sys.stderr)
         return 2

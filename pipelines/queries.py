@@ -14,7 +14,7 @@ from assets.queries import QUERY_SETS, SET_KEY
 from assets.resources import ManifptResource
 from manifpt_core.errors import InputError
 from manifpt_core.names import NAME_HELP, NAME_RULE
-from manifpt_core.query.sets import query_set_hash, query_set_names
+from manifpt_core.query.sets import observe_query_set, query_set_names
 
 
 def check_query_sets(instance: dg.DagsterInstance, manifpt: ManifptResource) -> dg.SensorResult | dg.SkipReason:
@@ -29,17 +29,18 @@ def check_query_sets(instance: dg.DagsterInstance, manifpt: ManifptResource) -> 
     events, notes = [], [f"query folder {n!r} skipped: its name must be {NAME_HELP}" for n in skipped]
     for name in folders:
         try:
-            version = query_set_hash(home, name)
+            observed = observe_query_set(home, name)
         except InputError as err:
             notes.append(str(err))
             continue
         if name in known:
             record = instance.get_latest_data_version_record(SET_KEY, partition_key=name)
             stored = extract_data_version_from_entry(record.event_log_entry) if record is not None else None
-            if stored is not None and stored.value == version:
+            if stored is not None and stored.value == observed.content_hash:
                 continue
-        events.append(dg.AssetObservation(SET_KEY, partition=name, tags={DATA_VERSION_TAG: version},
-                                          description="images changed" if name in known else "new query set"))
+        events.append(dg.AssetObservation(SET_KEY, partition=name, tags={DATA_VERSION_TAG: observed.content_hash},
+                                          description="images changed" if name in known else "new query set",
+                                          metadata=observed.metadata()))
     requests = []
     if added:
         requests.append(QUERY_SETS.build_add_request(added))

@@ -1,10 +1,12 @@
 """Shared fixtures: a small GM-CIFAR10-style folder benchmark made on the fly, the demo code location.
 
 Test modules never import from each other or from ``tests``: what they share lives here as fixtures.
-``benchmark_factory`` and ``png_writer`` are session-scoped (they only hand out functions), so
+``benchmark_factory``, ``png_writer`` and ``file_ager`` are session-scoped (they only hand out functions), so
 module-scoped fixtures may use them too.
 """
 
+import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +45,20 @@ def _make_benchmark(root: Path, n_real: int = 180, n_model: int = 60, size: int 
 def png_writer():
     """``png_writer(folder, images)``: one grey PNG per ``(n, 1, h, w)`` uint8 image, named 0000.png, 0001.png, …"""
     return _write_pngs
+
+
+@pytest.fixture(scope="session")
+def file_ager():
+    """``file_ager(folder, seconds=3600)``: set back the modification time of every file under ``folder``, so that
+    the file hash cache may record them (it never records a file modified within 2 s of its hashing)."""
+
+    def age(folder: Path, seconds: float = 3600) -> None:
+        then = time.time() - seconds
+        for path in Path(folder).rglob("*"):
+            if path.is_file():
+                os.utime(path, (then, then))
+
+    return age
 
 
 @pytest.fixture(scope="session")

@@ -23,9 +23,10 @@ from manifpt_core.figures import save_labelled_grid
 from manifpt_core.query.engine import QueryEngine, default_methods
 from manifpt_core.query.images import collect_paths, read_query_images
 from manifpt_core.query.results import to_table
-from manifpt_core.sources import folder_content_hash
+from manifpt_core.sources import observe_folder
 from manifpt_core.store import Home, Outcome, Store, combine_hashes, run_cached
 from manifpt_core.store.atomic import atomic_path
+from manifpt_core.store.file_hashes import FileHashCache, Observation
 from manifpt_core.store.records import QuerySetSummary
 
 logger = logging.getLogger(__name__)
@@ -42,12 +43,18 @@ def query_set_names(home: Home) -> list[str]:
     return sorted(p.name for p in home.queries.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
-def query_set_hash(home: Home, name: str) -> str:
-    """The content hash of a query set's images (its data version); InputError when it holds none."""
+def observe_query_set(home: Home, name: str, deep: bool = False) -> Observation:
+    """The content hash of a query set's images (its data version), read through the home's file hash cache
+    (``deep``: every image read again); InputError when it holds none."""
     folder = home.query_set(name)
     if not folder.is_dir():
         raise InputError(f"query set {name!r}: {folder} does not exist; create it and put images in it")
-    return folder_content_hash(folder)
+    return observe_folder(folder, FileHashCache.in_store(home.store_root, deep))
+
+
+def query_set_hash(home: Home, name: str) -> str:
+    """The content hash of :func:`observe_query_set`."""
+    return observe_query_set(home, name).content_hash
 
 
 def model_inputs(store: Store, settings: Settings) -> dict[str, str]:

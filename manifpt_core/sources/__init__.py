@@ -19,6 +19,7 @@ from manifpt_core.sources.folder import (
     folder_labels,
     list_image_files,
     load_image_folder,
+    observe_folder,
 )
 from manifpt_core.sources.idx import (
     DEFAULT_FASHION_MNIST_DIR,
@@ -47,5 +48,6 @@ __all__ = [
     "list_image_files",
     "load_fashion_mnist",
     "load_image_folder",
+    "observe_folder",
     "read_idx",
 ]

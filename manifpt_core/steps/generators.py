@@ -18,7 +18,7 @@ from manifpt_core.config import Settings
 from manifpt_core.errors import InputError
 from manifpt_core.figures import save_image_grid
 from manifpt_core.names import REAL, check_model_name
-from manifpt_core.sources import discover_benchmark, discover_models, folder_content_hash
+from manifpt_core.sources import discover_benchmark, discover_models, folder_content_hash, observe_folder
 from manifpt_core.store import (
     Outcome,
     Store,
@@ -26,6 +26,7 @@ from manifpt_core.store import (
     canonical_json,
     run_cached,
 )
+from manifpt_core.store.file_hashes import FileHashCache, Observation
 from manifpt_core.store.hashing import text_hash
 from manifpt_core.store.layout import CHECKPOINT_FILE, GRID_FILE
 from manifpt_core.store.records import GeneratorSummary
@@ -124,18 +125,24 @@ def model_folder(settings: Settings, model: str) -> Path:
     )
 
 
-def model_source_hash(settings: Settings, model: str) -> str:
-    """The version of what defines a model: its zoo card (family, seed, factors, training settings), or the
-    content of its folder. Observed by the ``model_source`` asset; it changes exactly when the model does."""
+def observe_model_source(settings: Settings, model: str, cache: FileHashCache | None = None) -> Observation:
+    """The version of what defines a model: its zoo card (family, seed, factors, training settings; no file), or
+    the content of its folder (with a ``cache``, unchanged files are not read again). Observed by the
+    ``model_source`` asset; it changes exactly when the model does."""
     card = settings.card(check_model_name(model))
     if card is not None:
-        return text_hash("zoo-card:" + canonical_json(card.to_dict()))
-    return folder_content_hash(model_folder(settings, model))
+        return Observation(text_hash("zoo-card:" + canonical_json(card.to_dict())), n_files=0, n_read=0)
+    return observe_folder(model_folder(settings, model), cache)
+
+
+def model_source_hash(settings: Settings, model: str, cache: FileHashCache | None = None) -> str:
+    """The content hash of :func:`observe_model_source`."""
+    return observe_model_source(settings, model, cache).content_hash
 
 
 def _observe_folder(store: Store, settings: Settings, model: str) -> Outcome[GeneratorSummary]:
     folder = model_folder(settings, model)
-    folder_hash = folder_content_hash(folder)
+    folder_hash = folder_content_hash(folder, FileHashCache.in_store(store.paths.root))
 
     def compute(tmp: Path, fp: str) -> tuple[str, GeneratorSummary]:
         tmp.mkdir(parents=True)

@@ -21,10 +21,10 @@ from manifpt_core.names import REAL
 from manifpt_core.sources import (
     Resize,
     fashion_mnist_dir,
-    folder_content_hash,
     folder_labels,
     load_fashion_mnist,
     load_image_folder,
+    observe_folder,
 )
 from manifpt_core.sources.idx import FASHION_MNIST_SPLITS
 from manifpt_core.steps.generators import model_folder, sample_generator
@@ -39,7 +39,8 @@ from manifpt_core.store import (
     run_cached,
     write_manifest,
 )
-from manifpt_core.store.hashing import file_hash, rows_hash
+from manifpt_core.store.file_hashes import FileHashCache, Observation, hash_files
+from manifpt_core.store.hashing import rows_hash
 from manifpt_core.store.records import ImagesSummary
 
 logger = logging.getLogger(__name__)
@@ -52,15 +53,23 @@ def _resize(settings: Settings) -> Resize | None:
     return Resize(src.resize, src.resize_filter) if src.resize else None
 
 
-def real_source_hash(settings: Settings) -> str:
-    """A hash that changes when the real source's files change (the real images' input version)."""
+def observe_real_source(settings: Settings, cache: FileHashCache | None = None) -> Observation:
+    """The real source's content hash (the real images' input version), of its idx files or its folder real/;
+    with a ``cache``, unchanged files are not read again (the hash is the same)."""
     src = settings.source
     if src.kind == "fashion_mnist":
         directory = fashion_mnist_dir(src.path)
         files = sorted(p for p in directory.iterdir() if p.name.split(".")[0] in
                        {name for pair in FASHION_MNIST_SPLITS.values() for name in pair})
-        return hashlib.sha256("".join(f"{p.name}:{file_hash(p)}" for p in files).encode()).hexdigest()
-    return folder_content_hash(Path(src.path) / REAL)
+        digests, n_read = hash_files(directory, [p.name for p in files], cache)
+        content_hash = hashlib.sha256("".join(f"{p.name}:{d}" for p, d in zip(files, digests)).encode()).hexdigest()
+        return Observation(content_hash, len(files), n_read)
+    return observe_folder(Path(src.path) / REAL, cache)
+
+
+def real_source_hash(settings: Settings, cache: FileHashCache | None = None) -> str:
+    """A hash that changes when the real source's files change: the content hash of :func:`observe_real_source`."""
+    return observe_real_source(settings, cache).content_hash
 
 
 def _load_real(settings: Settings) -> tuple[np.ndarray, list[str], np.ndarray, np.ndarray, list[str], np.ndarray]:
@@ -99,7 +108,7 @@ def _pick(n_have: int, n_want: int, rng: np.random.Generator, what: str) -> np.n
 
 def ingest_real(store: Store, settings: Settings) -> Outcome:
     """Real images → ``images/real.zarr`` + ``manifests/real.parquet`` (reference rows first)."""
-    inputs = {"real_source": real_source_hash(settings)}
+    inputs = {"real_source": real_source_hash(settings, FileHashCache.in_store(store.paths.root))}
     step_settings = {
         "source": {"kind": settings.source.kind, "resize": settings.source.resize, "filter": settings.source.resize_filter,
                    "classes": settings.source.classes},

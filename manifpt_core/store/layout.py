@@ -25,6 +25,7 @@ REPORT_JSON, REPORT_MD = "report.json", "report.md"
 SAMPLES_FILE, PREDICTIONS_FILE = "samples.parquet", "predictions.parquet"
 QUERY_RESULT = "attribution.parquet"  # a query set's output, beside its images
 QUERY_HIDDEN = ".manifpt"  # a query set's figures and record (hidden: never read as query images)
+FILE_HASHES_DIR = ".file_hashes"  # per-file content hashes of observed folders, under the store root (hidden)
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,12 @@ class Home:
 def cross_dataset_dir(store_root: str | Path) -> Path:
     """The cross-dataset report: beside the datasets, under the store root."""
     return Path(store_root).absolute() / CROSS_DIR
+
+
+def file_hashes_dir(store_root: str | Path) -> Path:
+    """The per-file hash caches of the observed folders (one file per folder), beside the datasets: a folder
+    (a real source, a model folder) may be read by several datasets, and a query set by all of them."""
+    return Path(store_root).absolute() / FILE_HASHES_DIR
 
 
 def check_source_name(source: str) -> str:

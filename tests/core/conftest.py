@@ -1,7 +1,11 @@
 """Fixtures of the core tests."""
 
+from pathlib import Path
+
 import pytest
 import torch
+
+from manifpt_core.store import file_hashes
 
 
 @pytest.fixture(scope="module")
@@ -12,3 +16,17 @@ def single_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture
+def file_reads(monkeypatch) -> list[str]:
+    """The names of the files whose bytes the file hash cache reads, in order: its reading function, wrapped."""
+    read = []
+    real = file_hashes.file_hash
+
+    def counting(path):
+        read.append(Path(path).name)
+        return real(path)
+
+    monkeypatch.setattr(file_hashes, "file_hash", counting)
+    return read
