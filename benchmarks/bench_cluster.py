@@ -4,7 +4,8 @@
                                                  [--workers 1,2] [--scale-only] [--no-scale]
 
 Part 1, one store: Fashion-MNIST reference and real class, plus two model folders made from real test images
-(one with additive noise, one with a faint checkerboard), stored as the pipeline stores them. For each space,
+(one with additive noise, one with a faint checkerboard), stored as the pipeline stores them; blocks of
+``--block-rows`` rows, so each model's step has several tasks. For each space,
 the embedding of both models and their artifacts (sharded exact search, one shard per worker) are recomputed
 with the local path, then on a LocalCluster of each worker count; per step and mode: rows/s, the ratio to the
 local path, and whether the content hash is the local one (it must be). The cluster's start-up is reported
@@ -57,6 +58,7 @@ def build_store(work: Path, args: argparse.Namespace):
         "models_path": str(work / "models"), "n_reference": args.n_reference, "n_real_class": 1000,
         "n_per_model": args.n_model, "spaces": args.spaces.split(","), "device": "cpu",
         "encoders": {"sl": {"steps": 30}, "ssl": {"steps": 30}}, "baselines": {"methods": []},
+        "block_rows": args.block_rows,
     })
     store = Store(work / "store", "bench")
     start = time.perf_counter()
@@ -138,7 +140,8 @@ def part_two(args: argparse.Namespace) -> None:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--n-reference", type=int, default=10_000)
-    p.add_argument("--n-model", type=int, default=3_000)
+    p.add_argument("--n-model", type=int, default=10_000, help="images per model (at most 10,000)")
+    p.add_argument("--block-rows", type=int, default=2048, help="rows a block (a task), the same for every mode")
     p.add_argument("--spaces", default="rgb,sl")
     p.add_argument("--workers", default="1,2")
     p.add_argument("--scale-reference", type=int, default=2_000)

@@ -52,6 +52,11 @@ def embed_blocks(cluster: Cluster, job: EmbedJob, n: int, step: int) -> None:
     _gather(cluster, futures, f"embed {job.source} in {job.space} on {len(cluster.workers)} workers")
 
 
+def needs_rows(job: ArtifactJob) -> bool:
+    """Whether writing needs the neighbours' vectors: not when only nearest ids are kept (derived, no knn)."""
+    return not job.derived or "knn" in job.kinds
+
+
 def artifact_blocks(cluster: Cluster, job: ArtifactJob, n: int, step: int) -> list[tuple[float, float]]:
     """Search and write the artifacts of query rows ``0:n``, ``step`` rows a block; returns each block's sums.
 
@@ -66,7 +71,7 @@ def artifact_blocks(cluster: Cluster, job: ArtifactJob, n: int, step: int) -> li
                                pure=False) for s in range(len(job.shards))]
         merged = client.submit(merge, found, job.k, pure=False)
         rows = [client.submit(shard_rows, job, s, merged, workers=home[s], allow_other_workers=False, pure=False)
-                for s in range(len(job.shards))]
+                for s in range(len(job.shards))] if needs_rows(job) else []
         writes.append(client.submit(write_artifacts, job, start, stop, merged, rows, pure=False))
     return _gather(cluster, writes, f"artifacts {job.source} in {job.space} on {len(workers)} workers "
                                     f"({len(job.shards)} shards)")

@@ -132,6 +132,8 @@ def shard_rows(job: ArtifactJob, shard: int, found: Found) -> tuple[np.ndarray, 
 def write_artifacts(job: ArtifactJob, start: int, stop: int, found: Found,
                     parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[float, float]:
     """Write the artifacts of query rows ``start:stop``; returns the block's sums of nn_dist and knn_dist."""
+    if not parts:  # derived nearest artifacts keep only the ids: no vector is read
+        parts = [(np.empty(0, np.int64), np.empty((0, 0), np.float32))]
     ids = np.concatenate([p[0] for p in parts])
     rows = np.concatenate([p[1] for p in parts])
     order = np.argsort(ids, kind="stable")

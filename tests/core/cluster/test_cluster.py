@@ -78,10 +78,12 @@ def test_cluster_embeddings_neighbours_and_artifacts_are_the_local_bits(cluster,
 
 
 @pytest.mark.slow
-def test_cluster_derived_artifacts_match_local_derived(cluster, store_copy, query_store):
+@pytest.mark.parametrize("kinds", [("nearest", "knn"), ("nearest",)])
+def test_cluster_derived_artifacts_match_local_derived(cluster, store_copy, query_store, kinds):
     store, _ = store_copy
     settings = query_store.settings
-    local = dataclasses.replace(settings, derive_above_gb=0.0)
+    local = dataclasses.replace(settings, derive_above_gb=0.0,
+                                artifacts=dataclasses.replace(settings.artifacts, kinds=kinds))
     remote = dataclasses.replace(local, cluster=ClusterSettings(workers=2, shards=2))
     expected = steps.materialize_artifacts(store, local, "rgb", "alpha")
     shutil.rmtree(store.paths.artifacts("rgb", "alpha"))
