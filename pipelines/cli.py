@@ -46,6 +46,18 @@ def _resource(args: argparse.Namespace, home: Home):
                            device=args.device or "")
 
 
+def _dask(args: argparse.Namespace):
+    """The Dask resource of ``--workers`` / ``--scheduler`` (neither: the settings' ``cluster.*``)."""
+    from assets.resources import DaskResource
+    from manifpt_core.cluster import ClusterSettings
+
+    if args.workers is not None and args.workers < 1:
+        raise SystemExit(f"manifpt: --workers {args.workers}: give at least 1 worker process, or leave it out")
+    if args.scheduler:
+        ClusterSettings(address=args.scheduler)  # a malformed address is refused here, with the fix
+    return DaskResource(address=args.scheduler or "", workers=args.workers or 0)
+
+
 def run_main(args: argparse.Namespace) -> int:
     """Observe the sources, then materialize every asset of every dataset, partition by partition, in
     dependency order."""
@@ -68,7 +80,7 @@ def run_main(args: argparse.Namespace) -> int:
     )
 
     resource = _resource(args, home)
-    defs = build_definitions(resource)
+    defs = build_definitions(resource, _dask(args))
     started = time.perf_counter()
     reports = []
     specs = dataset_specs(resource)
@@ -118,15 +130,17 @@ def _reused_count(result) -> str:
 
 def run_ui(args: argparse.Namespace) -> int:
     """Replace this process with ``dagster dev`` bound to 127.0.0.1, on the same store and instance."""
-    from pipelines.definitions import ENV_CONFIG, ENV_DEVICE, ENV_HOME, ENV_PROFILE
+    from pipelines.definitions import ENV_CONFIG, ENV_DASK_ADDRESS, ENV_DASK_WORKERS, ENV_DEVICE, ENV_HOME, ENV_PROFILE
 
     home = _home(args)
     _prepare_instance(home)
     resource = _resource(args, home)
     resource.datasets()  # a bad config is reported here, not as a code location that fails to load
     # The code location is another process: the resource's fields reach it through its environment.
+    dask = _dask(args)
     env = dict(os.environ, **{ENV_HOME: resource.home, ENV_PROFILE: resource.profile,
-                              ENV_CONFIG: resource.config_file, ENV_DEVICE: resource.device})
+                              ENV_CONFIG: resource.config_file, ENV_DEVICE: resource.device,
+                              ENV_DASK_ADDRESS: dask.address, ENV_DASK_WORKERS: str(dask.workers)})
     dagster = Path(sys.executable).with_name("dagster")
     cmd = [str(dagster), "dev", "-h", "127.0.0.1", "-p", str(args.port), "-w", str(REPO_ROOT / "workspace.yaml")]
     print(f"manifpt: starting the Dagster UI at http://127.0.0.1:{args.port} (DAGSTER_HOME={home.dagster})")
@@ -296,6 +310,12 @@ def build_parser() -> argparse.ArgumentParser:
         commands[name] = p = sub.add_parser(name, help=helptext, description=helptext)
         _common(p)
     commands["ui"].add_argument("--port", type=int, default=3000)
+    for name in ("run", "ui"):
+        cluster = commands[name].add_mutually_exclusive_group()
+        cluster.add_argument("--workers", type=int, metavar="N",
+                             help="embed and search on a local Dask cluster of N worker processes (cluster.workers)")
+        cluster.add_argument("--scheduler", metavar="ADDRESS",
+                             help="embed and search on the running Dask scheduler at ADDRESS (cluster.address)")
     p = commands["attribute"]
     p.add_argument("paths", nargs="+", metavar="PATH", help="image files, or folders of images (read recursively)")
     p.add_argument("--dataset", action="append", metavar="D",

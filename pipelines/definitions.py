@@ -19,6 +19,7 @@ from pipelines.queries import build_query_sensor
 
 # What `manifpt ui` hands to the code location it starts (a separate process): read once, when it loads.
 ENV_HOME, ENV_PROFILE, ENV_CONFIG, ENV_DEVICE = "MANIFPT_HOME", "MANIFPT_PROFILE", "MANIFPT_CONFIG", "MANIFPT_DEVICE"
+ENV_DASK_ADDRESS, ENV_DASK_WORKERS = "MANIFPT_DASK_ADDRESS", "MANIFPT_DASK_WORKERS"
 
 STEP_MODULES = [sources, ingestion, embedding, index, artifacts, attribution]
 
@@ -68,4 +69,11 @@ def resource_from_env() -> ManifptResource:
                            device=os.environ.get(ENV_DEVICE, ""))
 
 
-defs = build_definitions(resource_from_env())
+def dask_from_env() -> DaskResource:
+    """The Dask resource of a code location started by ``manifpt ui --workers N / --scheduler ADDRESS``
+    (``MANIFPT_DASK_WORKERS``, ``MANIFPT_DASK_ADDRESS``; unset: the settings' ``cluster.*``)."""
+    return DaskResource(address=os.environ.get(ENV_DASK_ADDRESS, ""),
+                        workers=int(os.environ.get(ENV_DASK_WORKERS, "") or 0))
+
+
+defs = build_definitions(resource_from_env(), dask_from_env())

@@ -55,3 +55,35 @@ def test_main_run_materializes_everything_then_reuses(tmp_path, monkeypatch, cap
     reused = [m.metadata["reused"].value for _, m in all_events]
     assert sum(reused) == len(first)  # every second-run materialization reused the store
     instance.dispose()
+
+
+@pytest.mark.slow
+def test_main_run_on_a_local_dask_cluster_stores_the_local_bits(tmp_path, monkeypatch, capsys, config_writer):
+    """``manifpt run --workers 2``: the embedding and artifact assets run on 2 Dask worker processes, and every
+    embedding and artifact store has the content hash the in-process steps give the same settings."""
+    from manifpt_core.config import load_settings
+    from manifpt_core.steps.pipeline import pipeline_steps
+    from manifpt_core.store import Store
+
+    for var in ("MANIFPT_HOME", "MANIFPT_PROFILE", "MANIFPT_CONFIG", "MANIFPT_DEVICE", "DAGSTER_HOME"):
+        monkeypatch.delenv(var, raising=False)
+    config = config_writer(tmp_path)
+    config.write_text('spaces = ["rgb"]\nseeds = [0]\n' + config.read_text()
+                      + '[baselines]\nmethods = []\n[encoders.sl]\nsteps = 10\nbatch_size = 32\n')
+    home = tmp_path / "home"
+    args = ["run", "--profile", "tiny", "--config", str(config), "--home", str(home), "--device", "cpu",
+            "--workers", "2"]
+    assert main(args) == 0
+    capsys.readouterr()
+    settings = load_settings("tiny", config)
+    remote, local = Store(home / "store", "bench"), Store(tmp_path / "local", "bench")
+    for label, call in pipeline_steps(local, settings, ["alpha", "beta"]):
+        if label.split()[0] in ("ingest", "generator", "space", "embed", "index", "artifacts"):
+            call()
+    for space in settings.spaces:
+        for source in ("real", "alpha", "beta"):
+            cluster_side = remote.source(source).artifacts(space).record
+            assert "on dask" in cluster_side.summary.search_engine
+            assert cluster_side.content_hash == local.source(source).artifacts(space).record.content_hash
+            assert (remote.source(source).embeddings_record(space).content_hash
+                    == local.source(source).embeddings_record(space).content_hash)
