@@ -12,6 +12,7 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import dask
 from distributed import Client, LocalCluster
 
 from manifpt_core.cluster.settings import ClusterSettings
@@ -39,13 +40,25 @@ class Cluster:
             self.local.close()
 
 
+def worker_environment(threads: int) -> dict[str, int]:
+    """The environment of a local worker process: its threads for OpenMP, MKL and OpenBLAS (torch, FAISS, numpy).
+
+    Dask's default also sets ``MALLOC_TRIM_THRESHOLD_=65536``, which returns freed memory to the system at once:
+    with the large temporaries of an encoder's forward pass that made a worker 1.5x slower than the same thread
+    in the calling process (benchmarks/bench_cluster.py), so it is left at glibc's default here. Workers of a
+    running cluster take theirs from that cluster's configuration (docs/scale.md).
+    """
+    return {"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads, "OPENBLAS_NUM_THREADS": threads}
+
+
 def connect(settings: ClusterSettings) -> Cluster:
     """Start or reach the cluster the settings name; a clear error naming the setting when that fails."""
     if not settings.enabled:
         raise InputError("no cluster is configured: set cluster.address or cluster.workers")
     if settings.address is None:
-        local = LocalCluster(n_workers=settings.workers, threads_per_worker=settings.threads_per_worker,
-                             processes=True, dashboard_address=None, silence_logs=logging.WARNING)
+        with dask.config.set({"distributed.nanny.pre-spawn-environ": worker_environment(settings.threads_per_worker)}):
+            local = LocalCluster(n_workers=settings.workers, threads_per_worker=settings.threads_per_worker,
+                                 processes=True, dashboard_address=None, silence_logs=logging.WARNING)
         cluster = Cluster(Client(local), settings, local)
         logger.info("started %s", cluster.describe())
         return cluster
