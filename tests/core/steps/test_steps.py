@@ -12,6 +12,7 @@ from manifpt_core.config import settings_from_dict
 from manifpt_core.errors import InputError
 from manifpt_core.projection import project_to_span
 from manifpt_core.store import Store, open_array
+from manifpt_core.store.layout import FILE_HASHES_DIR
 
 MODELS = ["alpha", "beta"]
 
@@ -87,10 +88,11 @@ def test_stored_artifacts_equal_brute_force(built, space, source):
 
 
 def stored_files(root):
-    """Every file under ``root`` with what a rewrite would change: inode (a new file renamed over it),
-    modification time (written in place) and size."""
+    """Every stored file under ``root`` (not the observation's disposable file hash cache) with what a rewrite
+    would change: inode (a new file renamed over it), modification time (written in place) and size."""
     return {path: (stat.st_ino, stat.st_mtime_ns, stat.st_size)
-            for path in sorted(Path(root).rglob("*")) if path.is_file() for stat in [path.stat()]}
+            for path in sorted(Path(root).rglob("*")) if path.is_file() and FILE_HASHES_DIR not in path.parts
+            for stat in [path.stat()]}
 
 
 def test_second_materialization_reuses_the_store(built):
