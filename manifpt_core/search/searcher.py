@@ -40,8 +40,10 @@ class Searcher:
 
     Attributes: ``d`` and ``ntotal`` (the index's), ``kind`` (``flat``, ``ivf``, ``hnsw``),
     ``exact`` (True for flat) and ``engine``, what actually runs (``faiss-cpu``,
-    ``faiss-gpu``, ``torch-cpu``, ``torch-cuda``). The keyword ``engine`` forces one of
-    the device's ``ENGINE_DEVICES`` instead of the best one, for benchmarks and tests.
+    ``faiss-gpu``, ``torch-cpu``, ``torch-cuda``; with ``search.precision`` other than
+    ``fp32``, the torch engine and the precision, e.g. ``torch-cuda/bf16``). The keyword
+    ``engine`` forces one of the device's ``ENGINE_DEVICES`` instead of the best one, for
+    benchmarks and tests.
 
     Flat and HNSW rows are read in place from the index's storage, so the index must
     not change while a Searcher uses it. An IVF index lacking a direct map gets one
@@ -69,11 +71,15 @@ class Searcher:
         if self.kind == "ivf" and index.direct_map.no():
             index.make_direct_map()
         self._rows = stored_vectors(index)
-        self.engine = engine or self._best_engine()
-        self._engine = self._start(self.engine)
-        logger.info("searching a %s index of %d x %d rows with %s", self.kind, self.ntotal, self.d, self.engine)
+        base = engine or self._best_engine()
+        self.engine = base if settings.precision == "fp32" else f"{base}/{settings.precision}"
+        self._engine = self._start(base)
+        where = f" on {torch.cuda.get_device_name()}" if device == "cuda" and torch.cuda.is_available() else ""
+        logger.info("searching a %s index of %d x %d rows with %s%s", self.kind, self.ntotal, self.d, self.engine, where)
 
     def _best_engine(self) -> str:
+        if self.settings.precision != "fp32":  # only the torch engines score in reduced precision
+            return f"torch-{self.device}"
         if self.device == "cpu":
             return CPU_EXACT_ENGINE if self.exact else "faiss-cpu"
         if faiss_gpu_available() and self.kind != "hnsw":
@@ -89,7 +95,10 @@ class Searcher:
         if engine.startswith("torch"):
             if not self.exact:
                 raise InputError(f"engine {engine!r} searches flat indexes only; this index is {self.kind}")
-            return TorchEngine(self._rows, self.device)
+            return TorchEngine(self._rows, self.device, self.settings.precision)
+        if self.settings.precision != "fp32":
+            raise InputError(f"search.precision = {self.settings.precision!r} runs on the torch engines; engine "
+                             f"{engine!r} scores in fp32: use engine 'torch-{self.device}' or precision 'fp32'")
         if engine == "faiss-gpu" and (self.kind == "hnsw" or not faiss_gpu_available()):
             raise InputError(f"engine 'faiss-gpu' cannot search a {self.kind} index here; "
                              "it needs faiss with GPU support and a flat or IVF index")
