@@ -8,8 +8,9 @@ shapes (one query block @ reference.T; numpy on the CPU, torch on CUDA), and its
 speed-up over scikit-learn's brute-force NearestNeighbors and over a per-query numpy
 loop; every exact engine, and the torch engine with reduced-precision candidates
 (``search.precision``), is checked to return the default engine's neighbours. GEMM
-and the engines are timed in turn, ``--repeats`` times, and each keeps its best
-time: on a machine shared with other work that ratio is the least disturbed. Then
+and the engines are timed in turn, ``--repeats`` times, each from idle thread pools,
+and each keeps its best time: on a machine shared with other work that ratio is the
+least disturbed (the load average is printed before and after). Then
 IVF and HNSW: build time, speed-up over exact search, recall@1. Last, the peak RSS
 of a child process streaming queries from a Zarr array through exact search, for
 two query counts: streaming keeps them equal. Every ratio comes from this one run,
@@ -49,6 +50,11 @@ PRECISIONS = {"cpu": ("bf16",), "cuda": ("fp16", "bf16")}
 # Both counts span several query blocks: the first two blocks read from Zarr also set up its decoding buffers.
 RSS_COUNTS, QUICK_RSS_COUNTS = (10_000, 40_000), (1_000, 4_000)
 LOOP_QUERIES = 50  # the per-query numpy loop is timed on this many queries and scaled to all
+# Idle seconds before each timing. The thread pools of numpy's OpenBLAS, FAISS's OpenMP and torch keep spinning
+# for a while after a call (OpenBLAS up to about 0.1 s): without the pause, whatever runs right after another
+# library shares the cores with its spinning threads. At d = 128, where a search takes 0.3 s, that moved the
+# FAISS / GEMM ratio between 0.52 and 0.70 with the order of the calls alone.
+SETTLE_S = 0.25
 
 
 def random_data(d: int, n_ref: int, n_q: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -58,9 +64,10 @@ def random_data(d: int, n_ref: int, n_q: int, seed: int = 0) -> tuple[np.ndarray
 
 
 def timed(device: str, fn, *args):
-    """``(seconds, result)`` of ``fn(*args)``, waiting for the GPU to finish when there is one."""
+    """``(seconds, result)`` of ``fn(*args)`` started from idle threads, waiting for the GPU when there is one."""
     if device == "cuda":
         torch.cuda.synchronize()
+    time.sleep(SETTLE_S)
     start = time.perf_counter()
     out = fn(*args)
     if device == "cuda":

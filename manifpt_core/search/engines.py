@@ -43,13 +43,6 @@ logger = logging.getLogger(__name__)
 # Reference rows scored at a time: a (4096, 8192) float32 score matrix is 128 MiB on the CPU;
 # a GPU has room for a larger block, and fewer, larger products keep it busy.
 REFERENCE_BLOCK = {"cpu": 8192, "cuda": 65536}
-# Queries per call of a CPU FAISS flat search at small d. FAISS computes (queries x 1024) inner products per
-# BLAS call, adds the norms in one single-threaded pass and feeds a heap in a second; at d = 128 those passes
-# cost a third as much as the product, and 1,024 queries keep the block (4 MiB) in cache where 4,096 (16 MiB)
-# spill from it. Measured one thread, CPU time, on the shared 2-core EPYC (docs/decisions.md): d = 128,
-# 0.60-0.67 of numpy's GEMM per 4,096 queries, 0.65-0.83 per 1,024; d = 784, no difference beyond noise; at
-# d = 2048 the passes are negligible and larger calls keep both threads busier, so wide spaces keep whole blocks.
-FAISS_CPU_QUERY_ROWS, FAISS_SMALL_D = 1024, 512
 # Relative rounding error of the re-rank's squared distances: float64 on the CPU, float32 on CUDA.
 RERANK_EPS = {"cpu": 2.0**-50, "cuda": 2.0**-21}
 
@@ -61,14 +54,6 @@ def faiss_gpu_available() -> bool:
     return hasattr(faiss, "StandardGpuResources") and faiss.get_num_gpus() > 0
 
 
-def faiss_cpu_query_rows(d: int) -> int | None:
-    """Queries per CPU FAISS flat call at small d (None: the whole block). Never fewer than FAISS needs to use
-    BLAS: below ``distance_compute_blas_threshold`` queries x d it falls back to a far slower per-pair loop."""
-    if d > FAISS_SMALL_D:
-        return None
-    return max(FAISS_CPU_QUERY_ROWS, -(-faiss.cvar.distance_compute_blas_threshold // d))
-
-
 class FaissEngine:
     """Candidates from a FAISS index; the re-rank reads their rows through ``vectors``, in float64 on the CPU."""
 
@@ -77,9 +62,6 @@ class FaissEngine:
 
     def __init__(self, index: faiss.Index, vectors: Callable[[np.ndarray], np.ndarray],
                  params: faiss.SearchParameters | None, gpu: bool = False) -> None:
-        # A query's candidates do not depend on the other queries of a call, so splitting a block changes no result.
-        flat_cpu = not gpu and isinstance(faiss.downcast_index(index), faiss.IndexFlat)
-        self.query_rows = faiss_cpu_query_rows(index.d) if flat_cpu else None
         if gpu:
             self.resources = faiss.StandardGpuResources()  # must live as long as the GPU index
             index = faiss.index_cpu_to_gpu(self.resources, 0, index)
@@ -87,9 +69,7 @@ class FaissEngine:
 
     def search(self, queries: np.ndarray, m: int, k: int, exclude: np.ndarray | None) -> Block:
         """The ``k`` nearest of ``m`` candidates per query: ``(ids int64 (n, k), dist float32 (n, k))``."""
-        step = self.query_rows or len(queries) or 1
-        parts = [self.index.search(queries[s:s + step], m, params=self.params)[1] for s in range(0, len(queries), step)]
-        cand = np.concatenate(parts) if parts else np.empty((0, m), np.int64)
+        _, cand = self.index.search(queries, m, params=self.params)
         return select(cand, squared_distances(queries, cand, self.vectors), k, exclude)
 
 

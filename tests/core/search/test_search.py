@@ -22,7 +22,6 @@ from manifpt_core.search import (
 )
 from manifpt_core.search.engines import faiss_gpu_available
 from manifpt_core.search.index import ivf_lists, stored_vectors
-from manifpt_core.search.rerank import select, squared_distances
 
 NO_CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 NO_FAISS_GPU = pytest.mark.skipif(not faiss_gpu_available(), reason="faiss has no GPU support here, or sees no GPU")
@@ -324,18 +323,3 @@ def test_cuda_without_a_gpu_is_an_error(data):
     with pytest.raises(InputError, match="no CUDA device is visible; use device='cpu'"):
         Searcher(build_flat_index(data[0]), SearchSettings(), "cuda")
 
-
-def test_faiss_cpu_splits_a_block_at_small_d_without_changing_it():
-    rng = np.random.default_rng(5)
-    reference = rng.standard_normal((3000, 128)).astype(np.float32)
-    queries = rng.standard_normal((2500, 128)).astype(np.float32)
-    searcher = Searcher(build_flat_index(reference), SearchSettings())
-    assert searcher._engine.query_rows == 1024  # 1024, 1024 and 452 queries per FAISS call
-    ids, dist = searcher.search(queries, 3)
-    _, whole = searcher.index.search(queries, 7)  # one call for the block, as before the split
-    split = np.concatenate([searcher.index.search(queries[s : s + 1024], 7)[1] for s in range(0, 2500, 1024)])
-    np.testing.assert_array_equal(split, whole)  # the same candidates, so the same answer, bit for bit
-    expected = select(whole, squared_distances(queries, whole, reference.__getitem__), 3)
-    np.testing.assert_array_equal(ids, expected[0])
-    np.testing.assert_array_equal(dist, expected[1])
-    assert Searcher(build_flat_index(np.zeros((5, 784), np.float32)), SearchSettings())._engine.query_rows is None
