@@ -322,4 +322,3 @@ def test_searcher_checks_its_inputs(data):
 def test_cuda_without_a_gpu_is_an_error(data):
     with pytest.raises(InputError, match="no CUDA device is visible; use device='cpu'"):
         Searcher(build_flat_index(data[0]), SearchSettings(), "cuda")
-
