@@ -48,22 +48,15 @@ def _split_key(key: Any) -> tuple[Any, Any]:
     return (key + (slice(None),))[:2] if isinstance(key, tuple) else (key, slice(None))
 
 
-class DerivedEmbeddings:
-    """A read-only (N, D) float32 array of a pixel-like space's embeddings: ``space.embed(images[rows])``.
-
-    Indexable like the stored Zarr array (ints, slices, row arrays, ``get_orthogonal_selection``); ``chunks``
-    are the image store's.
-    """
+class _DerivedRows:
+    """What both views share: a read-only (N, D) float32 array whose ``__getitem__`` computes the rows asked."""
 
     dtype = np.dtype(np.float32)
     ndim = 2
+    shape: tuple[int, int]
 
-    def __init__(self, images: Any, space_name: str, dim: int) -> None:
-        self.images, self.space = images, get_space(space_name)
-        if self.space.learned:
-            raise InputError(f"{space_name!r} is a learned space: its embeddings are always stored")
-        self.shape = (int(images.shape[0]), int(dim))
-        self.chunks = (int(images.chunks[0]), int(dim))
+    def __getitem__(self, key: Any) -> np.ndarray:
+        raise NotImplementedError
 
     def __len__(self) -> int:
         return self.shape[0]
@@ -71,6 +64,21 @@ class DerivedEmbeddings:
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
         values = self[:]
         return values if dtype is None else values.astype(dtype)
+
+
+class DerivedEmbeddings(_DerivedRows):
+    """A read-only (N, D) float32 array of a pixel-like space's embeddings: ``space.embed(images[rows])``.
+
+    Indexable like the stored Zarr array (ints, slices, row arrays, ``get_orthogonal_selection``); ``chunks``
+    are the image store's.
+    """
+
+    def __init__(self, images: Any, space_name: str, dim: int) -> None:
+        self.images, self.space = images, get_space(space_name)
+        if self.space.learned:
+            raise InputError(f"{space_name!r} is a learned space: its embeddings are always stored")
+        self.shape = (int(images.shape[0]), int(dim))
+        self.chunks = (int(images.chunks[0]), int(dim))
 
     def __getitem__(self, key: Any) -> np.ndarray:
         rows_key, cols = _split_key(key)
@@ -93,14 +101,12 @@ class DerivedEmbeddings:
         return self[rows][:, cols]
 
 
-class DerivedArtifacts:
+class DerivedArtifacts(_DerivedRows):
     """A read-only (n, D) float32 array of one kind of artifact, computed on read from the images.
 
     Indexable like the stored array: ``a[i]``, ``a[i:j]``, ``a[[rows]]``, ``a[i:j, :]``; also a source for
     ``dask.array.from_array``.
     """
-
-    dtype = np.dtype(np.float32)
 
     def __init__(self, artifacts: Any, kind: str) -> None:  # a store.dataset.Artifacts view
         space = get_space(artifacts.space)
@@ -109,14 +115,6 @@ class DerivedArtifacts:
         self.artifacts, self.kind, self.space = artifacts, kind, space
         summary = artifacts.record.summary
         self.shape = (summary.n_queries, summary.dim)
-        self.ndim = 2
-
-    def __len__(self) -> int:
-        return self.shape[0]
-
-    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
-        values = self[:]
-        return values if dtype is None else values.astype(dtype)
 
     def __getitem__(self, key: Any) -> np.ndarray:
         rows_key, cols = _split_key(key)
