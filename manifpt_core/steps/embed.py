@@ -55,12 +55,11 @@ def embed_source(store: Store, settings: Settings, space_name: str, source_name:
             zarr.open_group(store=str(tmp), mode="w", zarr_format=3)
             return text_hash(f"derived:{images_hash}:{space_hash}"), EmbeddingsSummary(
                 n_samples=n, dim=get_space(space_name).dim(shape), space=space_name, device="none", derived=True)
-        embedder = open_space(store, space_name, resolve_device(settings.device))
-        images = source.images()
-        dim = embedder.dim(shape)
-        writer = create_rows(tmp, None, (n, dim), np.float32, settings.chunk_rows)
         step = aligned_block_rows(settings.block_rows, settings.chunk_rows)
-        if cluster is not None:
+        if cluster is not None:  # the workers load the encoder; here its output size comes from the space card
+            space = store.space(space_name).summary
+            dim = space.feature_dim if space.feature_dim is not None else get_space(space_name).dim(shape)
+            writer = create_rows(tmp, None, (n, dim), np.float32, settings.chunk_rows)
             from manifpt_core.cluster.blockwise import embed_blocks
             from manifpt_core.cluster.tasks import EmbedJob
 
@@ -68,7 +67,11 @@ def embed_source(store: Store, settings: Settings, space_name: str, source_name:
                            str(tmp))
             embed_blocks(cluster, job, n, step)
             return hash_rows(writer.array, step), EmbeddingsSummary(n_samples=n, dim=dim, space=space_name,
-                                                                    device=f"{embedder.device} on dask")
+                                                                    device=f"{settings.device} on dask")
+        embedder = open_space(store, space_name, resolve_device(settings.device))
+        images = source.images()
+        dim = embedder.dim(shape)
+        writer = create_rows(tmp, None, (n, dim), np.float32, settings.chunk_rows)
         blocks = prefetch(np.asarray(block) for _, block in iter_blocks(images, step))
         progress = tqdm(blocks, total=-(-n // step), desc=f"embed {source.name} in {space_name}", unit="block", leave=False)
         write_behind(writer, (embedder.embed(block) for block in progress))
