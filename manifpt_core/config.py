@@ -30,6 +30,17 @@ from manifpt_core.zoo import ModelCard
 SOURCE_KINDS = ("fashion_mnist", "folder")
 REMOVED_MODELS = ("keep", "delete")
 DEVICES = ("auto", "cpu", "cuda")
+BAD_IMAGE_POLICIES = ("error", "skip")
+
+
+@dataclass(frozen=True)
+class ChecksSettings:
+    """Bounds of the Dagster asset checks (docs/reliability.md): ``min_index_recall``: the recall at 1 an
+    approximate index must reach against exact search on the check's sample of queries; ``max_fid_ratio``: a
+    trained generator's Fréchet distance to the real images, at most this multiple of the real-vs-real score."""
+
+    min_index_recall: float = setting(0.9, ge=0, le=1)
+    max_fid_ratio: float = setting(20.0, gt=0)
 
 
 @dataclass(frozen=True)
@@ -131,6 +142,16 @@ class Settings:
     # A folder of model folders beside any real source: each subfolder is a generative model's samples.
     models_path: str | None = None
     removed_models: str = "keep"  # a model whose folder or zoo entry is gone: keep or delete its stored data
+    # With removed_models = "delete": a model's data is deleted only once its folder or entry has been missing
+    # for this many discovery checks and minutes, and no run is reading it.
+    removal_grace_checks: int = setting(2, ge=1)
+    removal_grace_minutes: float = setting(10.0, ge=0)
+    # A file in a folder source or model folder that is not a readable image: fail the step ("error"), or ingest
+    # the rest and record each skipped file and its reason ("skip").
+    on_bad_image: str = "error"
+    # Symbolic links under a folder source or the models folder that lead outside it are refused unless true.
+    follow_symlinks: bool = False
+    checks: ChecksSettings = field(default_factory=ChecksSettings)
     # Pixel-like spaces (rgb, freq): an array of one source in one space larger than this (GB of float32) is not
     # stored but derived on read from the images: its embeddings, and its artifacts from the neighbours (scale.md).
     derive_above_gb: float = setting(4.0, ge=0)
@@ -154,6 +175,8 @@ class Settings:
             raise InputError("seeds must list at least one attributor seed")
         if self.removed_models not in REMOVED_MODELS:
             raise InputError(f"removed_models = {self.removed_models!r} is not one of {REMOVED_MODELS}")
+        if self.on_bad_image not in BAD_IMAGE_POLICIES:
+            raise InputError(f"on_bad_image = {self.on_bad_image!r} is not one of {BAD_IMAGE_POLICIES}")
         if self.device not in DEVICES:
             raise InputError(f"device = {self.device!r} is not one of {DEVICES}")
         if self.models_path is not None and not self.models_path.strip():
