@@ -6,6 +6,7 @@ from assets._results import png_markdown, to_result
 from assets.automation import AFTER_UPSTREAM, ON_CHANGE
 from assets.partitions import DatasetSpec, by_space
 from assets.resources import ManifptResource
+from assets.retries import step_asset
 from manifpt_core.errors import StoreError
 from manifpt_core.names import Method
 from manifpt_core.steps import CONTROL, train_attributors, write_report
@@ -50,11 +51,11 @@ def _attribution_result(context, outcomes: list[Outcome[AttributorMetrics]]) -> 
 def build(ds: DatasetSpec) -> list[dg.AssetsDefinition]:
     """The attribution and report assets of one dataset."""
 
-    @dg.asset(key=ds.key("attributor"), group_name=GROUP, code_version=ATTRIBUTOR_VERSION,
-              partitions_def=ds.space_partitions,
-              deps=[ds.key("real_artifacts"), dg.AssetDep(ds.key("generated_artifacts"), partition_mapping=by_space),
-                    ds.key("model_set")],
-              automation_condition=ON_CHANGE, pool="gpu", kinds={"pytorch"})
+    @step_asset(key=ds.key("attributor"), group_name=GROUP, code_version=ATTRIBUTOR_VERSION,
+                partitions_def=ds.space_partitions,
+                deps=[ds.key("real_artifacts"), dg.AssetDep(ds.key("generated_artifacts"), partition_mapping=by_space),
+                      ds.key("model_set")],
+                automation_condition=ON_CHANGE, pool="gpu", kinds={"pytorch"})
     def attributor(context: dg.AssetExecutionContext, manifpt: ManifptResource) -> dg.MaterializeResult:
         """Attributors trained on one space's artifacts, one per artifact kind, to name the source model (real is
         one more class): a ResNet for image-shaped artifacts (rgb, freq), an MLP for vectors (sl, ssl)."""
@@ -64,9 +65,9 @@ def build(ds: DatasetSpec) -> list[dg.AssetsDefinition]:
         return _attribution_result(context, [train_attributors(store, settings, Method.artifacts(space, kind), models)
                                              for kind in settings.artifacts.kinds])
 
-    @dg.asset(key=ds.key("raw_control"), group_name=GROUP, code_version=ATTRIBUTOR_VERSION,
-              deps=[ds.key("real_images"), ds.key("generated_images"), ds.key("model_set")],
-              automation_condition=ON_CHANGE, pool="gpu", kinds={"pytorch"})
+    @step_asset(key=ds.key("raw_control"), group_name=GROUP, code_version=ATTRIBUTOR_VERSION,
+                deps=[ds.key("real_images"), ds.key("generated_images"), ds.key("model_set")],
+                automation_condition=ON_CHANGE, pool="gpu", kinds={"pytorch"})
     def raw_control(context: dg.AssetExecutionContext, manifpt: ManifptResource) -> dg.MaterializeResult:
         """The control: the same network and protocol trained on the raw images instead of artifacts."""
         store, settings = manifpt.store(ds.name), manifpt.settings(ds.name)
@@ -74,11 +75,11 @@ def build(ds: DatasetSpec) -> list[dg.AssetsDefinition]:
 
     built = [attributor, raw_control]
     if ds.baselines:
-        @dg.asset(key=ds.key("baseline"), group_name=GROUP, code_version=BASELINE_VERSION,
-                  partitions_def=ds.baseline_partitions,
-                  deps=[ds.key("real_images"), ds.key("model_set"),
-                        dg.AssetDep(ds.key("generated_images"), partition_mapping=dg.AllPartitionMapping())],
-                  automation_condition=ON_CHANGE, pool="gpu", kinds={"scikitlearn", "pytorch"})
+        @step_asset(key=ds.key("baseline"), group_name=GROUP, code_version=BASELINE_VERSION,
+                    partitions_def=ds.baseline_partitions,
+                    deps=[ds.key("real_images"), ds.key("model_set"),
+                          dg.AssetDep(ds.key("generated_images"), partition_mapping=dg.AllPartitionMapping())],
+                    automation_condition=ON_CHANGE, pool="gpu", kinds={"scikitlearn", "pytorch"})
         def baseline(context: dg.AssetExecutionContext, manifpt: ManifptResource) -> dg.MaterializeResult:
             """A baseline of the paper's Table 2 on the raw images, with the attributors' splits and seeds:
             McCloskey (saturation histograms, linear SVM), Nataraj (co-occurrence matrices, CNN), Durall
@@ -90,8 +91,8 @@ def build(ds: DatasetSpec) -> list[dg.AssetsDefinition]:
 
         built.append(baseline)
 
-    @dg.asset(key=ds.key("attribution_report"), group_name=GROUP, code_version=REPORT_VERSION,
-              deps=built, automation_condition=AFTER_UPSTREAM, kinds={"markdown"})
+    @step_asset(key=ds.key("attribution_report"), group_name=GROUP, code_version=REPORT_VERSION,
+                deps=built, automation_condition=AFTER_UPSTREAM, kinds={"markdown"})
     def attribution_report(context: dg.AssetExecutionContext, manifpt: ManifptResource) -> dg.MaterializeResult:
         """The report: accuracy ± std and FD ratio per space, artifact kind, the raw control and each baseline; NMI with the zoo's
         design factors; open-set AUROC; t-SNE maps, confusion matrices, generator samples and Fréchet distances."""
@@ -106,10 +107,10 @@ def build(ds: DatasetSpec) -> list[dg.AssetsDefinition]:
                          open_set_table=dg.MetadataValue.md("\n".join(open_set_lines(report.main_table)) or "n/a"),
                          report=dg.MetadataValue.path(str(outcome.path / "report.md")), **figures)
 
-    @dg.asset(key=ds.key("feature_table"), group_name=GROUP, code_version=FEATURES_VERSION,
-              deps=[ds.key("real_artifacts"), ds.key("generated_artifacts"), ds.key("attributor"),
-                    ds.key("raw_control"), ds.key("model_set")],
-              automation_condition=AFTER_UPSTREAM, pool="gpu", kinds={"parquet"})
+    @step_asset(key=ds.key("feature_table"), group_name=GROUP, code_version=FEATURES_VERSION,
+                deps=[ds.key("real_artifacts"), ds.key("generated_artifacts"), ds.key("attributor"),
+                      ds.key("raw_control"), ds.key("model_set")],
+                automation_condition=AFTER_UPSTREAM, pool="gpu", kinds={"parquet"})
     def feature_table(context: dg.AssetExecutionContext, manifpt: ManifptResource) -> dg.MaterializeResult:
         """The feature table, what SQL and dataframes read: features/samples.parquet, one row per stored sample
         (manifest columns, split, source; per space its nearest real reference and distance; per method its

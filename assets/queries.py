@@ -13,6 +13,7 @@ from assets._results import png_markdown, to_result
 from assets.automation import ON_CHANGE
 from assets.partitions import DatasetSpec
 from assets.resources import ManifptResource
+from assets.retries import step_asset
 from manifpt_core.errors import InputError
 from manifpt_core.query.sets import GRID_FILE, QUERY_VERSION, attribute_query_set, observe_query_set
 
@@ -48,8 +49,8 @@ def build(specs: list[DatasetSpec]) -> list:
         deps += [dg.AssetDep(ds.key("attributor"), partition_mapping=dg.AllPartitionMapping()),
                  dg.AssetDep(ds.key("raw_control"), partition_mapping=dg.AllPartitionMapping())]
 
-    @dg.asset(key=KEY, group_name=GROUP, code_version=QUERY_VERSION, partitions_def=QUERY_SETS, deps=deps,
-              automation_condition=ON_CHANGE, pool="gpu", kinds={"pytorch", "parquet"})
+    @step_asset(key=KEY, group_name=GROUP, code_version=QUERY_VERSION, partitions_def=QUERY_SETS, deps=deps,
+                automation_condition=ON_CHANGE, pool="gpu", kinds={"pytorch", "parquet"})
     def query_attribution(context: dg.AssetExecutionContext, manifpt: ManifptResource) -> dg.MaterializeResult:
         """Which model made each image of a query set: every attributor (seeds averaged) and the raw-image control
         of every dataset, with the open-set verdict and the nearest real reference per space, in
