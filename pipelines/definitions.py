@@ -1,4 +1,4 @@
-"""The code location: every dataset's sources, assets and jobs, the cross-dataset asset, model discovery
+"""The code location: every dataset's sources, assets, asset checks and jobs, the cross-dataset asset, model discovery
 (sensor and schedule), the automation sensors and the resource.
 
 ``pipelines`` imports ``assets``, never the reverse: the assets, their partitions, automation conditions and
@@ -9,7 +9,7 @@ import os
 
 import dagster as dg
 
-from assets import artifacts, attribution, cross, embedding, index, ingestion, queries, sources
+from assets import artifacts, attribution, checks, cross, embedding, index, ingestion, queries, sources
 from assets.partitions import DatasetSpec
 from assets.resources import DEFAULT_HOME, DaskResource, ManifptResource
 from pipelines.automation import automation_sensors
@@ -44,12 +44,14 @@ def build_definitions(resource: ManifptResource, dask: DaskResource | None = Non
         assets += cross.build(specs)
         jobs.append(build_cross_dataset_job(cross.KEY))
     assets += queries.build(specs)
+    asset_checks = [check for ds in specs for check in checks.build(ds)]
     gpu_keys = [key for a in assets if a.is_executable and a.op.pool == "gpu" for key in a.keys]
     # The report waits on the attributors: in the same sensor, it sees them about to be requested.
     gpu_keys += [ds.key("attribution_report") for ds in specs]
     sensor, schedules = build_discovery([j for j in jobs if j.name.rsplit("__", 1)[-1] in DISCOVERY_JOBS], specs)
     return dg.Definitions(
         assets=assets,
+        asset_checks=asset_checks,
         jobs=jobs,
         sensors=[sensor, build_query_sensor(), *automation_sensors(gpu_keys)],
         schedules=schedules,
