@@ -9,8 +9,19 @@ from assets.resources import ManifptResource
 from manifpt_core.steps import ingest_generated, ingest_real, materialize_generator
 from manifpt_core.steps.generators import GENERATOR_VERSION
 from manifpt_core.steps.ingest import INGEST_VERSION
+from manifpt_core.store import Outcome
+from manifpt_core.store.records import ImagesSummary
 
 GROUP = "ingestion"
+
+
+def _images_result(context: dg.AssetExecutionContext, outcome: Outcome[ImagesSummary]) -> dg.MaterializeResult:
+    """An image store's result: its metadata lists the files skipped (``skipped``) and counts them
+    (``skipped_files``), and each is logged as a warning."""
+    skipped = outcome.summary.skipped
+    for entry in skipped:
+        context.log.warning(f"skipped {entry['path']}: {entry['reason']}")
+    return to_result(context, outcome, skipped_files=len(skipped))
 
 
 def build(ds: DatasetSpec) -> list[dg.AssetsDefinition]:
@@ -20,7 +31,7 @@ def build(ds: DatasetSpec) -> list[dg.AssetsDefinition]:
               deps=[ds.key("real_source")], automation_condition=ON_CHANGE, kinds={"zarr", "parquet"})
     def real_images(context: dg.AssetExecutionContext, manifpt: ManifptResource) -> dg.MaterializeResult:
         """Real images split into the indexed reference set and the disjoint real class, with their manifest."""
-        return to_result(context, ingest_real(manifpt.store(ds.name), manifpt.settings(ds.name)))
+        return _images_result(context, ingest_real(manifpt.store(ds.name), manifpt.settings(ds.name)))
 
     @dg.asset(key=ds.key("generator"), group_name=GROUP, code_version=GENERATOR_VERSION, partitions_def=ds.models,
               deps=[real_images, ds.key("model_source")], automation_condition=ON_CHANGE, pool="gpu",
@@ -39,6 +50,6 @@ def build(ds: DatasetSpec) -> list[dg.AssetsDefinition]:
     def generated_images(context: dg.AssetExecutionContext, manifpt: ManifptResource) -> dg.MaterializeResult:
         """A generative model's images in the image store, with their manifest, 7:2:1 splits and Fréchet distance."""
         store, settings = manifpt.store(ds.name), manifpt.settings(ds.name)
-        return to_result(context, ingest_generated(store, settings, context.partition_key))
+        return _images_result(context, ingest_generated(store, settings, context.partition_key))
 
     return [real_images, generator, generated_images]

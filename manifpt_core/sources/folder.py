@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import re
 import struct
 import zlib
 from dataclasses import dataclass
@@ -23,7 +22,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from manifpt_core.errors import InputError
-from manifpt_core.names import NAME_RULE, REAL
+from manifpt_core.sources import links
 from manifpt_core.store.file_hashes import FileHashCache, Observation, hash_files
 
 logger = logging.getLogger(__name__)
@@ -38,9 +37,8 @@ RESIZE_FILTERS: dict[str, Image.Resampling] = {
     "box": Image.Resampling.BOX,
 }
 
-MODEL_NAME_PATTERN = NAME_RULE
-
 _CHANNELS = {"L": 1, "RGB": 3}
+BAD_IMAGE_POLICIES = ("error", "skip")  # the values of the setting on_bad_image
 # What PIL raises on unreadable or corrupt files; re-raised as InputError with the file name.
 PIL_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error, zlib.error,
                Image.DecompressionBombError)
@@ -90,52 +88,116 @@ def _require_dir(folder: Path, what: str) -> None:
         raise InputError(f"{what} {folder} is not a directory. Fix: point to the folder that holds the images.")
 
 
-def list_image_files(folder: str | os.PathLike[str]) -> list[Path]:
+def list_image_files(folder: str | os.PathLike[str], follow_symlinks: bool = False,
+                     root: str | os.PathLike[str] | None = None) -> list[Path]:
     """List the image files in ``folder`` and its subfolders, sorted by relative path.
 
     A file counts when its suffix is in :data:`IMAGE_SUFFIXES` (any case).
     Hidden files and folders (name starting with '.') are skipped, because
     they are tool debris (e.g. macOS ``._x.png``, ``.ipynb_checkpoints``).
+    Symbolic links: see :func:`image_names`.
 
     Raises:
-        InputError: the folder is missing, or holds no image file.
+        InputError: the folder is missing, holds no image file, or is itself a link leaving ``root``.
     """
     folder = Path(folder)
-    return [folder / name for name in image_names(folder)]
+    return [folder / name for name in image_names(folder, follow_symlinks, root)]
 
 
-def image_names(folder: str | os.PathLike[str]) -> list[str]:
+def image_names(folder: str | os.PathLike[str], follow_symlinks: bool = False,
+                root: str | os.PathLike[str] | None = None) -> list[str]:
     """The image files of :func:`list_image_files` as POSIX paths relative to ``folder``, sorted.
 
-    Symbolic links to files count, links to folders are not followed, and a subfolder that cannot be read is
-    left out with a warning (as pathlib's ``rglob``, which this scan replaced for speed: it runs at every
-    observation, over every image).
+    A subfolder that cannot be read is left out with a warning (as pathlib's ``rglob``, which this scan replaced
+    for speed: it runs at every observation, over every image). Symbolic links (:mod:`.links`) are judged against
+    ``root`` (the folder source or models folder; ``folder`` itself when not given): a link that stays inside
+    counts when it points to a file and is not walked when it points to a folder (its images are listed under
+    their own path); a link that leaves ``root`` is skipped with a warning naming it, unless ``follow_symlinks``,
+    which follows every link (each real folder walked once, so a link to an ancestor cannot loop).
     """
+    return scan_image_folder(folder, follow_symlinks, root)[0]
+
+
+@dataclass(frozen=True)
+class SkippedFile:
+    """A file of an image folder that was not ingested: its path (POSIX, relative to the folder) and why."""
+
+    path: str
+    reason: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"path": self.path, "reason": self.reason}
+
+
+def scan_image_folder(folder: str | os.PathLike[str], follow_symlinks: bool = False,
+                      root: str | os.PathLike[str] | None = None) -> tuple[list[str], list[SkippedFile]]:
+    """:func:`image_names`, and the links refused on the way (as skipped files)."""
     folder = Path(folder)
     _require_dir(folder, "Image folder")
+    root = folder if root is None else Path(root)
+    if not follow_symlinks and links.leaves(folder, root):
+        raise InputError(f"Image folder {folder}: {links.refusal(folder, root)}")
+    boundary, own = links.real(root), links.real(folder)
+    walked = {own}
     found: list[str] = []
+    refused: list[SkippedFile] = []
     pending = [("", os.fspath(folder))]
     while pending:
         prefix, directory = pending.pop()
         try:
-            entries = list(os.scandir(directory))
+            entries = sorted(os.scandir(directory), key=lambda e: e.name)
         except PermissionError as err:
             logger.warning("%s cannot be read (%s): its images are left out", directory, err)
             continue
         for entry in entries:
             if entry.name.startswith("."):
                 continue
-            if entry.is_dir(follow_symlinks=False):
+            is_image = os.path.splitext(entry.name)[1].lower() in IMAGE_SUFFIXES
+            if entry.is_symlink():
+                target = links.real(entry.path)
+                if not os.path.exists(target):  # a broken link is debris, never an image
+                    continue
+                if not follow_symlinks and not links.is_inside(target, boundary):
+                    if is_image or os.path.isdir(target):
+                        reason = links.refusal(entry.path, root)
+                        logger.warning("%s", reason)
+                        refused.append(SkippedFile(prefix + entry.name, reason))
+                    continue
+                if os.path.isdir(target):
+                    # Inside the folder, the linked images are listed under their own path already.
+                    if follow_symlinks and target not in walked and not links.is_inside(target, own):
+                        walked.add(target)
+                        pending.append((f"{prefix}{entry.name}/", entry.path))
+                    continue
+            elif entry.is_dir(follow_symlinks=False):
+                if follow_symlinks:  # reached through a followed link, a folder may be met twice
+                    target = links.real(entry.path)
+                    if target in walked:
+                        continue
+                    walked.add(target)
                 pending.append((f"{prefix}{entry.name}/", entry.path))
-            elif os.path.splitext(entry.name)[1].lower() in IMAGE_SUFFIXES and entry.is_file():
+                continue
+            if is_image and entry.is_file():
                 found.append(prefix + entry.name)
     if not found:
+        refused_note = (f" ({len(refused)} symbolic links leaving {root} were refused: {refused[0].reason})"
+                        if refused else "")
         raise InputError(
             f"Image folder {folder} holds no image file (accepted suffixes: {', '.join(IMAGE_SUFFIXES)}, "
-            "any case, in the folder or its subfolders). Fix: put the images there or point to the right folder."
+            "any case, in the folder or its subfolders)" + refused_note +
+            ". Fix: put the images there or point to the right folder."
         )
     found.sort()
-    return found
+    return found, refused
+
+
+class BadImageError(InputError):
+    """A file with an image suffix that cannot be read as an image (``on_bad_image`` decides what follows)."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        self.path, self.reason = path, reason
+        super().__init__(f"{path}: {reason}. Fix: replace or delete the file, or set on_bad_image = \"skip\" to "
+                         "ingest the other images and record this one as skipped.")
 
 
 def _read_image(path: Path, resize: Resize | None) -> np.ndarray:
@@ -152,14 +214,22 @@ def _read_image(path: Path, resize: Resize | None) -> np.ndarray:
                     img = img.resize((resize.size[1], resize.size[0]), RESIZE_FILTERS[resize.filter])
                 return np.asarray(img, dtype=np.uint8)
     except PIL_ERRORS as err:
-        raise InputError(
-            f"{path}: cannot read image ({type(err).__name__}: {err}). Fix: replace or delete the file."
-        ) from err
+        raise BadImageError(path, f"cannot read image ({type(err).__name__}: {err})") from err
     raise InputError(
         f"{path}: image mode {mode!r} is not supported; only 'L' (grayscale) and 'RGB' are, "
         "so that no channel is silently dropped or invented. Fix: convert the images, e.g. "
         "Image.open(p).convert('RGB').save(p) (or .convert('L') for grayscale)."
     )
+
+
+@dataclass(frozen=True)
+class FolderImages:
+    """The images of a folder (uint8 ``(N, C, H, W)``), their POSIX paths relative to it, and the files skipped:
+    links leaving the root, and with ``on_bad_image = "skip"`` the unreadable files."""
+
+    images: np.ndarray
+    paths: list[str]
+    skipped: list[SkippedFile]
 
 
 def load_image_folder(
@@ -182,25 +252,43 @@ def load_image_folder(
         InputError: a missing or empty folder, an unreadable image, a mode other
             than L/RGB/1, mixed modes, or mixed sizes without ``resize``.
     """
+    loaded = read_image_folder(folder, resize, progress)
+    return loaded.images, loaded.paths
+
+
+def read_image_folder(folder: str | os.PathLike[str], resize: Resize | None = None, progress: bool = False, *,
+                      on_bad_image: str = "error", follow_symlinks: bool = False,
+                      root: str | os.PathLike[str] | None = None) -> FolderImages:
+    """:func:`load_image_folder` with the settings of a folder source: ``on_bad_image`` (``"error"``: an
+    unreadable file is an InputError naming it; ``"skip"``: it is left out and recorded with its reason),
+    ``follow_symlinks`` and the ``root`` that links are judged against (:func:`image_names`).
+
+    Only files that cannot be read as images are skipped: a mode other than L/RGB/1, mixed modes and mixed
+    sizes stay errors, since they are a conversion the user must choose, not a damaged file.
+    """
+    if on_bad_image not in BAD_IMAGE_POLICIES:
+        raise InputError(f"on_bad_image = {on_bad_image!r} is not one of {BAD_IMAGE_POLICIES}")
     folder = Path(folder)
-    files = list_image_files(folder)
-    rel_paths = [path.relative_to(folder).as_posix() for path in files]
+    rel_paths, skipped = scan_image_folder(folder, follow_symlinks, root)
+    kept: list[str] = []
     out: np.ndarray | None = None
     first_mode: tuple[str, str] | None = None  # (mode, relative path of the first file)
     first_size: tuple[tuple[int, int], str] | None = None  # ((H, W) native, relative path)
-    for i, (path, rel) in enumerate(tqdm(list(zip(files, rel_paths)), desc=f"Loading {folder.name}",
-                                         unit="img", disable=not progress)):
-        if resize is None:
-            pixels = _read_image(path, None)
-            size = pixels.shape[:2]
-        else:
-            pixels = _read_image(path, resize)
-            size = resize.size
+    for rel in tqdm(rel_paths, desc=f"Loading {folder.name}", unit="img", disable=not progress):
+        try:
+            pixels = _read_image(folder / rel, resize)
+        except BadImageError as err:
+            if on_bad_image == "error":
+                raise
+            logger.warning("%s: skipped (on_bad_image = \"skip\"): %s", err.path, err.reason)
+            skipped.append(SkippedFile(rel, err.reason))
+            continue
+        size = pixels.shape[:2] if resize is None else resize.size
         mode = "L" if pixels.ndim == 2 else "RGB"
         if first_mode is None:
             first_mode = (mode, rel)
             first_size = (size, rel)
-            out = np.empty((len(files), _CHANNELS[mode], size[0], size[1]), dtype=np.uint8)
+            out = np.empty((len(rel_paths), _CHANNELS[mode], size[0], size[1]), dtype=np.uint8)
         if mode != first_mode[0]:
             raise InputError(
                 f"Image folder {folder} mixes modes: {first_mode[1]} is {first_mode[0]!r} but {rel} is {mode!r}. "
@@ -213,11 +301,21 @@ def load_image_folder(
                 f"Image folder {folder} mixes sizes: {rel0} is {h0}x{w0} (HxW) but {rel} is "
                 f"{size[0]}x{size[1]}. Fix: set a resize, e.g. Resize((32, 32), \"bicubic\")."
             )
-        out[i] = pixels[None] if pixels.ndim == 2 else pixels.transpose(2, 0, 1)
-    assert out is not None  # list_image_files guarantees at least one file
-    logger.info("Loaded %d images %s from %s (resize=%s)", len(files), out.shape[1:], folder,
+        out[len(kept)] = pixels[None] if pixels.ndim == 2 else pixels.transpose(2, 0, 1)
+        kept.append(rel)
+    if out is None:
+        raise InputError(
+            f"Image folder {folder}: none of its {len(rel_paths)} image files can be read (on_bad_image = "
+            f"\"skip\" skipped them all, e.g. {skipped[-1].path}: {skipped[-1].reason}). "
+            "Fix: replace the files, or point to the right folder."
+        )
+    images = out[: len(kept)]
+    if skipped:
+        logger.warning("%s: %d files skipped (unreadable, or links leaving %s)", folder, len(skipped),
+                       root if root is not None else folder)
+    logger.info("Loaded %d images %s from %s (resize=%s)", len(kept), images.shape[1:], folder,
                 resize.to_dict() if resize else None)
-    return out, rel_paths
+    return FolderImages(images, kept, skipped)
 
 
 def folder_labels(rel_paths: list[str]) -> tuple[np.ndarray, list[str]]:
@@ -234,114 +332,22 @@ def folder_labels(rel_paths: list[str]) -> tuple[np.ndarray, list[str]]:
     return np.array([rank[p[0]] for p in parts], dtype=np.int64), names
 
 
-def _suggest_model_name(name: str) -> str:
-    suggestion = re.sub(r"[^a-z0-9_-]+", "_", name.lower()).lstrip("_-")[:64]
-    return suggestion or "model_1"
-
-
-def _model_subfolders(root: Path) -> list[Path]:
-    """The subfolders of ``root`` that name a model (``real`` included), sorted by name.
-
-    Hidden folders and plain files are ignored; a folder name that breaks the model-name rule is an InputError.
-    """
-    found = []
-    for child in sorted(root.iterdir(), key=lambda p: p.name):
-        if child.name.startswith(".") or not child.is_dir():
-            continue
-        if child.name != REAL and MODEL_NAME_PATTERN.fullmatch(child.name) is None:
-            raise InputError(
-                f"{child}: model folder name {child.name!r} does not match {MODEL_NAME_PATTERN.pattern} "
-                "(lowercase letters, digits, '_' and '-', at most 64 characters, starting with a letter or digit), "
-                "because it becomes a file name and partition key. "
-                f"Fix: rename the folder (e.g. to {_suggest_model_name(child.name)!r}) or move it out of {root}."
-            )
-        found.append(child)
-    return found
-
-
-def discover_benchmark(root: str | os.PathLike[str]) -> dict[str, Path]:
-    """Find the image folders of a GM-CIFAR10-style benchmark.
-
-    The layout is ``<root>/real/`` (real images) and one ``<root>/<model>/`` per
-    generative model. Hidden folders and plain files in ``root`` are ignored.
-    Folders are not opened here: an empty one is reported when loaded.
-
-    Returns:
-        ``{"real": path, model: path, ...}``, "real" first, then the models sorted by name.
-
-    Raises:
-        InputError: ``root`` is missing, has no ``real`` folder, or a model folder
-            name does not match ``^[a-z0-9][a-z0-9_-]{0,63}$`` (names become file
-            names and partition keys).
-    """
-    root = Path(root)
-    _require_dir(root, "Benchmark root")
-    models = {child.name: child for child in _model_subfolders(root)}
-    if REAL not in models:
-        raise InputError(
-            f"Benchmark root {root} has no 'real' folder. Fix: put the real images in {root / 'real'}/ "
-            "and each model's generated images in <root>/<model_name>/."
-        )
-    if len(models) == 1:
-        logger.warning("Benchmark root %s has a 'real' folder but no model folder", root)
-    real = models.pop(REAL)
-    return {REAL: real, **models}
-
-
-def discover_models(root: str | os.PathLike[str]) -> dict[str, Path]:
-    """Find the model folders of a models folder (the setting ``models_path``): one ``<root>/<model>/`` per
-    generative model, beside any real source.
-
-    Hidden folders and plain files in ``root`` are ignored; folders are not opened here (an empty one is
-    reported when loaded). A relative ``root`` is read from the current directory, like ``source.path``.
-
-    Returns:
-        ``{model: path, ...}`` sorted by name; empty when ``root`` holds no model folder.
-
-    Raises:
-        InputError: ``root`` is missing or not a directory, a folder name does not match
-            ``^[a-z0-9][a-z0-9_-]{0,63}$``, or a folder is named ``real`` (reserved for the real images).
-    """
-    root = Path(root)
-    shown = str(root) if root.is_absolute() else f"{root} (relative to the current directory {Path.cwd()})"
-    if not root.exists():
-        raise InputError(
-            f"models_path {shown} does not exist. Fix: create it with one folder of images per model "
-            "(<models_path>/<model_name>/), correct the setting models_path, or remove it."
-        )
-    if not root.is_dir():
-        raise InputError(
-            f"models_path {shown} is not a directory. Fix: point the setting models_path to the folder that "
-            "holds one folder of images per model."
-        )
-    models: dict[str, Path] = {}
-    for child in _model_subfolders(root):
-        if child.name == REAL:
-            raise InputError(
-                f"{child}: the folder name {REAL!r} is reserved for the real images, which come from the source "
-                "(source.kind, source.path), never from models_path. "
-                f"Fix: rename the folder (e.g. to 'real_model') or move it out of {root}."
-            )
-        models[child.name] = child
-    if not models:
-        logger.warning("models_path %s holds no model folder", root)
-    return models
-
-
-def observe_folder(folder: str | os.PathLike[str], cache: FileHashCache | None = None) -> Observation:
+def observe_folder(folder: str | os.PathLike[str], cache: FileHashCache | None = None,
+                   follow_symlinks: bool = False, root: str | os.PathLike[str] | None = None) -> Observation:
     """The content hash of the folder's images: sha256 over (relative path, sha256 of the bytes) of each.
 
     It changes when an image is added, removed, renamed or edited, and only then:
     touching a file or rewriting it with the same bytes keeps it. It is the data
     version under which the folder is observed, and an input of its ingestion.
     With a ``cache``, an image whose size and times are those recorded is not read
-    again (:mod:`manifpt_core.store.file_hashes`); the hash is the same.
+    again (:mod:`manifpt_core.store.file_hashes`); the hash is the same. Links leaving
+    ``root`` are left out unless ``follow_symlinks`` (:func:`image_names`).
 
     Raises:
         InputError: as :func:`list_image_files`.
     """
     folder = Path(folder)
-    names = image_names(folder)
+    names = image_names(folder, follow_symlinks, root)
     digests, n_read = hash_files(folder, names, cache)
     digest = hashlib.sha256()
     for name, file_digest in zip(names, digests):
@@ -350,6 +356,7 @@ def observe_folder(folder: str | os.PathLike[str], cache: FileHashCache | None =
     return Observation(digest.hexdigest(), len(names), n_read)
 
 
-def folder_content_hash(folder: str | os.PathLike[str], cache: FileHashCache | None = None) -> str:
+def folder_content_hash(folder: str | os.PathLike[str], cache: FileHashCache | None = None,
+                        follow_symlinks: bool = False, root: str | os.PathLike[str] | None = None) -> str:
     """The content hash of :func:`observe_folder`."""
-    return observe_folder(folder, cache).content_hash
+    return observe_folder(folder, cache, follow_symlinks, root).content_hash

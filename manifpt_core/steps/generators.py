@@ -18,7 +18,7 @@ from manifpt_core.config import Settings
 from manifpt_core.errors import InputError
 from manifpt_core.figures import save_image_grid
 from manifpt_core.names import REAL, check_model_name
-from manifpt_core.sources import discover_benchmark, discover_models, folder_content_hash, observe_folder
+from manifpt_core.sources import ModelFolders, SkippedFolder, observe_folder, scan_benchmark, scan_models
 from manifpt_core.store import (
     Outcome,
     Store,
@@ -65,23 +65,40 @@ def materialize_generator(store: Store, settings: Settings, model: str) -> Outco
                       {"card": card.to_dict(), "device_kind": "any"}, compute, GeneratorSummary)
 
 
-def model_folders(settings: Settings) -> dict[str, Path]:
-    """Every model folder, by name: ``<source.path>/<model>/`` (folder source) and ``<models_path>/<model>/``.
+def scan_model_folders(settings: Settings) -> ModelFolders:
+    """Every model folder, by name: ``<source.path>/<model>/`` (folder source) and ``<models_path>/<model>/``,
+    and the folders skipped there (a bad name, a link leaving its root without ``follow_symlinks``), each with
+    its reason and fix: one bad folder never hides the others.
 
     A name found in both places is an InputError naming both folders: neither takes precedence.
     """
-    folders: dict[str, Path] = {}
+    found = ModelFolders()
     if settings.source.kind == "folder":
-        folders = {check_model_name(name, f"the folder {path}"): path
-                   for name, path in discover_benchmark(settings.source.path).items() if name != REAL}
+        bench = scan_benchmark(settings.source.path, settings.follow_symlinks)
+        found.models.update({check_model_name(name, f"the folder {path}"): path
+                             for name, path in bench.models.items() if name != REAL})
+        found.skipped.extend(bench.skipped)
     if settings.models_path is not None:
-        for name, path in discover_models(settings.models_path).items():
-            if name in folders:
+        extra = scan_models(settings.models_path, settings.follow_symlinks)
+        for name, path in extra.models.items():
+            if name in found.models:
                 raise InputError(
-                    f"model {name!r} has two folders: {folders[name]} (under source.path) and {path} (under "
+                    f"model {name!r} has two folders: {found.models[name]} (under source.path) and {path} (under "
                     "models_path); rename or move one of them, since a model name must be unique")
-            folders[name] = path
-    return folders
+            found.models[name] = path
+        found.skipped.extend(extra.skipped)
+    return found
+
+
+def model_folders(settings: Settings) -> dict[str, Path]:
+    """The model folders of :func:`scan_model_folders`, by name."""
+    return scan_model_folders(settings).models
+
+
+def skipped_model_folders(settings: Settings) -> list[SkippedFolder]:
+    """The folders under ``source.path`` (folder source) or ``models_path`` that were not taken as models, each
+    with its reason and fix (shown by the discovery sensor and ``manifpt ls``)."""
+    return scan_model_folders(settings).skipped
 
 
 def _check_not_both(settings: Settings, folders: dict[str, Path]) -> None:
@@ -96,9 +113,14 @@ def _check_not_both(settings: Settings, folders: dict[str, Path]) -> None:
 def configured_models(settings: Settings) -> list[str]:
     """The dataset's generative models, sorted: its zoo entries plus every model folder (under source.path
     for a folder source, and under models_path when set)."""
-    folders = model_folders(settings)
-    _check_not_both(settings, folders)
-    return sorted([card.name for card in settings.zoo] + list(folders))
+    return configured_and_skipped(settings)[0]
+
+
+def configured_and_skipped(settings: Settings) -> tuple[list[str], list[SkippedFolder]]:
+    """:func:`configured_models` and :func:`skipped_model_folders` from one look at the folders."""
+    found = scan_model_folders(settings)
+    _check_not_both(settings, found.models)
+    return sorted([card.name for card in settings.zoo] + list(found.models)), found.skipped
 
 
 def model_set_version(models: list[str]) -> str:
@@ -107,14 +129,18 @@ def model_set_version(models: list[str]) -> str:
 
 
 def model_folder(settings: Settings, model: str) -> Path:
-    """The folder of a model that is not a zoo entry; an unknown model names the three ways to add it."""
+    """The folder of a model that is not a zoo entry; an unknown model names the three ways to add it, a skipped
+    folder its reason."""
     check_model_name(model)
-    folders = model_folders(settings)
-    _check_not_both(settings, folders)
-    if model in folders:
-        return folders[model]
+    found = scan_model_folders(settings)
+    _check_not_both(settings, found.models)
+    if model in found.models:
+        return found.models[model]
     if settings.card(model) is not None:
         raise InputError(f"model {model!r} is a zoo entry: it is trained from its card and has no image folder")
+    skipped = next((s for s in found.skipped if s.path.name == model), None)
+    if skipped is not None:
+        raise InputError(f"model {model!r}: its folder is skipped: {skipped}")
     where = [f"<source.path>/{model}/ (source.path = {settings.source.path})" if settings.source.kind == "folder"
              else f"<source.path>/{model}/ with source.kind = 'folder'",
              f"<models_path>/{model}/ (models_path = {settings.models_path})" if settings.models_path is not None
@@ -125,6 +151,12 @@ def model_folder(settings: Settings, model: str) -> Path:
     )
 
 
+def observe_model_folder(settings: Settings, folder: Path, cache: FileHashCache | None = None) -> Observation:
+    """The content hash of a model folder, its links judged against the folder it was found in (``source.path``
+    or ``models_path``) and ``follow_symlinks``."""
+    return observe_folder(folder, cache, settings.follow_symlinks, folder.parent)
+
+
 def observe_model_source(settings: Settings, model: str, cache: FileHashCache | None = None) -> Observation:
     """The version of what defines a model: its zoo card (family, seed, factors, training settings; no file), or
     the content of its folder (with a ``cache``, unchanged files are not read again). Observed by the
@@ -132,7 +164,7 @@ def observe_model_source(settings: Settings, model: str, cache: FileHashCache | 
     card = settings.card(check_model_name(model))
     if card is not None:
         return Observation(text_hash("zoo-card:" + canonical_json(card.to_dict())), n_files=0, n_read=0)
-    return observe_folder(model_folder(settings, model), cache)
+    return observe_model_folder(settings, model_folder(settings, model), cache)
 
 
 def model_source_hash(settings: Settings, model: str, cache: FileHashCache | None = None) -> str:
@@ -142,7 +174,7 @@ def model_source_hash(settings: Settings, model: str, cache: FileHashCache | Non
 
 def _observe_folder(store: Store, settings: Settings, model: str) -> Outcome[GeneratorSummary]:
     folder = model_folder(settings, model)
-    folder_hash = folder_content_hash(folder, FileHashCache.in_store(store.paths.root))
+    folder_hash = observe_model_folder(settings, folder, FileHashCache.in_store(store.paths.root)).content_hash
 
     def compute(tmp: Path, fp: str) -> tuple[str, GeneratorSummary]:
         tmp.mkdir(parents=True)

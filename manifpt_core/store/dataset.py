@@ -148,8 +148,10 @@ class Source:
         return open_array(self.store.paths.images(self.name))
 
     def manifest(self, columns: Sequence[str] | None = None) -> pa.Table:
-        """One row a sample, in store row order (sample_id, source, row, path, content_hash, split, …)."""
-        return read_manifest(self.store.paths.source_manifest(self.name), columns)
+        """One row a sample, in store row order (sample_id, source, row, path, content_hash, split, …): the manifest
+        committed with the images (an image store written before manifests moved inside it: the published one)."""
+        inner = self.store.paths.images_manifest(self.name)
+        return read_manifest(inner if inner.is_file() else self.store.paths.source_manifest(self.name), columns)
 
     def query_rows(self) -> np.ndarray:
         """The rows that are samples to attribute: every row of a model; the real class rows of ``real``."""

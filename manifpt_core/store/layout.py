@@ -25,6 +25,7 @@ REPORT_JSON, REPORT_MD = "report.json", "report.md"
 SAMPLES_FILE, PREDICTIONS_FILE = "samples.parquet", "predictions.parquet"
 QUERY_RESULT = "attribution.parquet"  # a query set's output, beside its images
 QUERY_HIDDEN = ".manifpt"  # a query set's figures and record (hidden: never read as query images)
+IMAGES_MANIFEST = "manifest.parquet"  # a source's manifest inside its image store, committed with the images
 FILE_HASHES_DIR = ".file_hashes"  # per-file content hashes of observed folders, under the store root (hidden)
 
 
@@ -104,7 +105,13 @@ class Layout:
         return self.root / self.dataset
 
     def source_manifest(self, source: str) -> Path:
+        """The published copy of a source's manifest (read by SQL); the one committed with the images is
+        :meth:`images_manifest`."""
         return self.base / "manifests" / f"{check_source_name(source)}.parquet"
+
+    def images_manifest(self, source: str) -> Path:
+        """A source's manifest inside its image store, committed in the same atomic step as the images."""
+        return self.images(source) / IMAGES_MANIFEST
 
     def images(self, source: str) -> Path:
         return self.base / "images" / f"{check_source_name(source)}.zarr"

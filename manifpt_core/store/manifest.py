@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -42,8 +43,8 @@ def assign_splits(sample_ids: Sequence[str], fractions: tuple[float, float, floa
     """
     n = len(sample_ids)
     order = sorted(range(n), key=lambda i: text_hash(sample_ids[i]))
-    n_train = int(round(fractions[0] * n))
-    n_val = int(round(fractions[1] * n))
+    n_train = round(fractions[0] * n)
+    n_val = round(fractions[1] * n)
     splits = [""] * n
     for rank, i in enumerate(order):
         splits[i] = "train" if rank < n_train else "val" if rank < n_train + n_val else "test"
@@ -105,3 +106,21 @@ def manifest_record(path: Path) -> dict[str, Any] | None:
     meta = pq.read_schema(path).metadata or {}
     raw = meta.get(b"manifpt")
     return json.loads(raw) if raw else None
+
+
+def publish_manifest(inner: Path, published: Path) -> bool:
+    """Copy the manifest committed inside an image store (``inner``) to its published path, atomically, when the
+    published one is missing or has another fingerprint or content hash; True when it was copied.
+
+    A missing ``inner`` (an image store written before manifests moved inside it) publishes nothing.
+    """
+    record = manifest_record(inner)
+    if record is None:
+        return False
+    current = manifest_record(published)
+    keys = ("fingerprint", "content_hash")
+    if current is not None and all(current.get(k) == record.get(k) for k in keys):
+        return False
+    with atomic_path(Path(published)) as tmp:
+        shutil.copyfile(inner, tmp)
+    return True

@@ -79,6 +79,9 @@ class ImagesSummary(Summary):
     dropped_duplicates_of_reference: int = 0
     frechet_real_floor: float | None = None
     frechet_to_real: float | None = None
+    # Files of a folder source or model folder that were not ingested, each {"path", "reason"}: links leaving the
+    # folder, and with on_bad_image = "skip" the unreadable files.
+    skipped: list[dict[str, str]] = field(default_factory=list)
 
     @property
     def shape(self) -> tuple[int, int, int]:

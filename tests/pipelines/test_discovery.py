@@ -17,11 +17,12 @@ MODEL_SET = dg.AssetKey(["bench", "model_set"])
 
 @pytest.fixture
 def code_location(tmp_path, config_writer):
-    """``code_location(removed_models="keep")``: the resource and definitions over a benchmark in ``tmp_path``."""
+    """``code_location(removed_models="keep", extra="")``: the resource and definitions over a benchmark in
+    ``tmp_path`` (``extra``: more top-level config lines)."""
 
-    def setup(removed_models="keep"):
+    def setup(removed_models="keep", extra=""):
         config = config_writer(tmp_path)
-        config.write_text(f'removed_models = "{removed_models}"\n' + config.read_text())
+        config.write_text(f'removed_models = "{removed_models}"\n{extra}' + config.read_text())
         resource = ManifptResource(home=str(tmp_path / "home"), profile="tiny", config_file=str(config), device="cpu")
         return resource, build_definitions(resource)
 
@@ -59,7 +60,8 @@ def test_sensor_adds_new_models_and_requests_their_observation(code_location):
 
 @pytest.mark.parametrize("policy", ["keep", "delete"])
 def test_a_removed_model_loses_its_partition_and_its_data_by_setting(code_location, policy):
-    resource, defs = code_location(policy)
+    # No grace period: the data goes in the check that finds the folder gone (grace: test_discovery_grace).
+    resource, defs = code_location(policy, "removal_grace_checks = 1\nremoval_grace_minutes = 0\n")
     store = resource.store("bench")
     settings = resource.settings("bench")
     paths = store.paths.model_paths("gamma", settings.spaces)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
 from manifpt_core.errors import InputError
-from manifpt_core.sources import discover_benchmark, discover_models, load_image_folder
+from manifpt_core.sources import discover_benchmark, discover_models, load_image_folder, scan_benchmark, scan_models
 
 
 def test_discover_models_lists_model_folders_by_name(tmp_path, png_writer):
@@ -28,18 +30,23 @@ def test_an_empty_models_folder_has_no_model(tmp_path):
     assert discover_models(tmp_path) == {}
 
 
-def test_a_bad_folder_name_is_refused_with_a_suggestion(tmp_path):
+def test_a_bad_folder_name_is_skipped_with_a_suggestion(tmp_path):
     (tmp_path / "good").mkdir()
     (tmp_path / "My GAN").mkdir()
-    with pytest.raises(InputError, match=r"My GAN.*\[a-z0-9\].*'my_gan'"):
-        discover_models(tmp_path)
+    found = scan_models(tmp_path)
+    assert list(found.models) == ["good"] == list(discover_models(tmp_path))
+    (skipped,) = found.skipped
+    assert skipped.path == tmp_path / "My GAN"
+    assert re.search(r"\[a-z0-9\].*'my_gan'", skipped.reason)
 
 
-def test_a_folder_named_real_is_refused(tmp_path):
+def test_a_folder_named_real_is_skipped(tmp_path):
     (tmp_path / "mygan").mkdir()
     (tmp_path / "real").mkdir()
-    with pytest.raises(InputError, match=r"'real' is reserved for the real images.*models_path.*rename"):
-        discover_models(tmp_path)
+    found = scan_models(tmp_path)
+    assert list(found.models) == ["mygan"]
+    (skipped,) = found.skipped
+    assert re.search(r"'real' is reserved for the real images.*models_path.*rename", skipped.reason)
 
 
 def test_a_missing_root_names_the_setting_and_the_fix(tmp_path):
@@ -62,5 +69,6 @@ def test_a_relative_root_is_read_from_the_current_directory(tmp_path, monkeypatc
 def test_benchmark_discovery_shares_the_name_rule(tmp_path):
     (tmp_path / "real").mkdir()
     (tmp_path / "Style GAN").mkdir()
-    with pytest.raises(InputError, match=r"Style GAN.*\[a-z0-9\].*'style_gan'"):
-        discover_benchmark(tmp_path)
+    assert list(discover_benchmark(tmp_path)) == ["real"]
+    (skipped,) = scan_benchmark(tmp_path).skipped
+    assert skipped.path.name == "Style GAN" and "'style_gan'" in skipped.reason

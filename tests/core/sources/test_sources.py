@@ -274,8 +274,7 @@ def test_discover_benchmark_errors(tmp_path):
         discover_benchmark(tmp_path)
     (tmp_path / "real").mkdir()
     (tmp_path / "Style GAN").mkdir()
-    with pytest.raises(InputError, match=r"Style GAN.*\[a-z0-9\].*'style_gan'"):
-        discover_benchmark(tmp_path)
+    assert list(discover_benchmark(tmp_path)) == ["real", "gan"]  # a badly named folder is skipped, not an error
 
 
 def test_folder_content_hash(tmp_path):
@@ -302,7 +301,9 @@ def test_class_subfolders_give_labels_and_flat_folders_none():
 
 
 def test_a_model_folder_name_with_a_trailing_newline_is_refused(tmp_path):
+    from manifpt_core.sources import scan_benchmark
+
     (tmp_path / "real").mkdir()
     (tmp_path / "gan\n").mkdir()
-    with pytest.raises(InputError, match="does not match"):
-        discover_benchmark(tmp_path)
+    found = scan_benchmark(tmp_path)
+    assert list(found.models) == ["real"] and "does not match" in found.skipped[0].reason
