@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import weakref
 from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -11,7 +13,9 @@ import numpy as np
 import zarr
 
 from manifpt_core.errors import StoreError
+from manifpt_core.store.atomic import lease
 from manifpt_core.store.hashing import ArrayHasher
+from manifpt_core.store.integrity import check_once
 
 RECORD_KEY = "manifpt"
 
@@ -127,24 +131,39 @@ def write_record(node: zarr.Array | zarr.Group, record: Mapping[str, Any]) -> No
 
 
 def read_record(path: Path) -> dict[str, Any] | None:
-    """The provenance record of the Zarr array or group at ``path``; None if nothing complete is there."""
+    """The provenance record of the Zarr array or group at ``path`` (a version directory a lease resolved, or a
+    folder being written); None if nothing complete is there."""
     if not Path(path).exists():
         return None
     try:
         node = zarr.open(store=str(path), mode="r")
     except (FileNotFoundError, ValueError) as err:
-        raise StoreError(f"{path} exists but is not a readable Zarr store ({err}); delete it to recompute") from err
+        raise StoreError(f"{path} exists but is not a readable Zarr store ({err}); run `manifpt verify --repair` "
+                         "to recompute it") from err
     record = node.attrs.get(RECORD_KEY)
     return dict(record) if record is not None else None
 
 
 def open_array(path: Path, name: str | None = None) -> zarr.Array:
-    """Open a stored array (or an array inside a stored group) read-only, with a clear error if missing."""
-    if not Path(path).exists():
+    """Open a stored array (or an array inside a stored group) read-only, with a clear error if missing or damaged.
+
+    The array reads the version of the output that is current now, under a lease held as long as the array
+    object lives: a newer version committed meanwhile, or the output removed, does not change what it reads.
+    """
+    path = Path(path)
+    if not os.path.lexists(path):
         raise StoreError(f"no array at {path}: materialize the step that writes it first")
-    node = zarr.open(store=str(path), mode="r")
+    held = lease(path)
+    problems = check_once(held.path)
+    if problems:
+        held.release()
+        raise StoreError(f"{path} is damaged ({'; '.join(problems[:3])}); run `manifpt verify --repair` to "
+                         "recompute it")
+    node = zarr.open(store=str(held.path), mode="r")
     if name is not None:
-        return node[name]
-    if not isinstance(node, zarr.Array):
+        node = node[name]
+    elif not isinstance(node, zarr.Array):
+        held.release()
         raise StoreError(f"{path} is a Zarr group; name one of its arrays: {sorted(node.array_keys())}")
+    weakref.finalize(node, held.release)
     return node

@@ -2,8 +2,12 @@
 
 Every output is a directory (a Zarr store, or a folder of files). Its record —
 fingerprint, content hash, inputs, settings and a typed summary — is written
-inside it (Zarr attributes, or ``record.json``) before the directory is renamed
-into place, so a record is only ever seen beside a complete output.
+inside it (Zarr attributes, or ``record.json``), then its integrity manifest, before the directory is
+committed (:mod:`manifpt_core.store.atomic`), so a record is only ever seen beside a complete output.
+
+One process at a time computes an output (:func:`manifpt_core.store.locks.output_lock`): a second one waits and
+then reuses what the first stored. A stored output is reused only when its integrity manifest still matches the
+files; a damaged one is recomputed, with a warning saying what was wrong.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextvars import ContextVar
@@ -22,9 +27,11 @@ import zarr
 
 from manifpt_core.errors import StoreError
 from manifpt_core.store.arrays import RECORD_KEY, read_record
-from manifpt_core.store.atomic import atomic_path
+from manifpt_core.store.atomic import atomic_path, clean_leftovers, lease
 from manifpt_core.store.hashing import fingerprint
+from manifpt_core.store.integrity import check_integrity, check_once, write_integrity
 from manifpt_core.store.layout import RECORD_FILE
+from manifpt_core.store.locks import output_lock
 from manifpt_core.store.records import Record, S
 
 logger = logging.getLogger(__name__)
@@ -90,16 +97,48 @@ def planning() -> Iterator[Plan]:
         _PLAN.reset(token)
 
 
-def _raw_record(path: Path) -> dict[str, Any] | None:
-    if path.suffix == ".zarr":
-        return read_record(path)
-    record_file = path / RECORD_FILE
+def _read_raw(folder: Path, zarr_like: bool) -> dict[str, Any] | None:
+    """The record inside one version of an output (``folder``: what a lease resolved)."""
+    if zarr_like:
+        return read_record(folder)
+    record_file = folder / RECORD_FILE
     if not record_file.is_file():
         return None
     try:
         return json.loads(record_file.read_text())
     except json.JSONDecodeError as err:
-        raise StoreError(f"{record_file} is not valid JSON ({err}); delete {path} to recompute it") from err
+        raise StoreError(f"{record_file} is not valid JSON ({err}); run `manifpt verify --repair` to recompute "
+                         "it") from err
+
+
+def _damage_error(path: Path, problems: list[str]) -> StoreError:
+    shown = "; ".join(problems[:3]) + (f"; and {len(problems) - 3} more" if len(problems) > 3 else "")
+    return StoreError(f"{path} is damaged ({shown}); run `manifpt verify --repair` to recompute it")
+
+
+def _raw_record(path: Path) -> dict[str, Any] | None:
+    """The record of the output at ``path`` (None when nothing is stored there); a damaged output is a
+    StoreError that says how to repair it."""
+    path = Path(path)
+    if not os.path.lexists(path):
+        return None
+    with lease(path) as held:
+        problems = check_once(held.path)
+        if problems:
+            raise _damage_error(path, problems)
+        return _read_raw(held.path, path.suffix == ".zarr")
+
+
+def _stored(path: Path) -> tuple[dict[str, Any] | None, list[str]]:
+    """For reuse: the stored record and what is damaged (every file checked, not the per-process cache)."""
+    if not os.path.lexists(path):
+        return None, []
+    try:
+        with lease(path) as held:
+            problems = check_integrity(held.path)
+            return (None if problems else _read_raw(held.path, path.suffix == ".zarr")), problems
+    except StoreError as err:
+        return None, [str(err)]
 
 
 def load_record(path: Path, summary_type: type[S]) -> Record[S] | None:
@@ -135,27 +174,33 @@ def run_cached(
     path = Path(path)
     fp = fingerprint(step, version, inputs, settings)
     start = time.perf_counter()
-    raw = _raw_record(path)
-    fresh = raw is not None and raw.get("fingerprint") == fp and (extra_valid is None or extra_valid(fp))
     plan = _PLAN.get()
     if plan is not None:
-        status = "fresh" if fresh else ("stale" if raw is not None else "missing")
+        raw, problems = _stored(path)
+        fresh = raw is not None and raw.get("fingerprint") == fp and (extra_valid is None or extra_valid(fp))
+        status = "fresh" if fresh else ("stale" if raw is not None else ("damaged" if problems else "missing"))
         plan.steps.append(PlannedStep(step, path, status, fp, raw.get("fingerprint") if raw else None))
         record = Record.from_dict(raw, summary_type) if raw is not None else None
         return Outcome(step, path, fp, record.content_hash if record else "", fresh, 0.0,
                        record.summary if record else None)
-    if fresh:
-        record = Record.from_dict(raw, summary_type)
-        logger.info("%s: reusing %s (fingerprint %s)", step, path, fp[:12])
-        return Outcome(step, path, fp, record.content_hash, True, time.perf_counter() - start, record.summary)
-    logger.info("%s: computing %s", step, path)
-    with atomic_path(path) as tmp:
-        content_hash, summary = compute(tmp, fp)
-        record = Record(step, version, fp, content_hash, dict(inputs), dict(settings), summary).to_dict()
-        if path.suffix == ".zarr":
-            zarr.open(store=str(tmp), mode="r+").attrs[RECORD_KEY] = record
-        else:
-            (tmp / RECORD_FILE).write_text(json.dumps(record, indent=2, sort_keys=True))
+    with output_lock(path, step):
+        raw, problems = _stored(path)
+        if raw is not None and raw.get("fingerprint") == fp and (extra_valid is None or extra_valid(fp)):
+            record = Record.from_dict(raw, summary_type)
+            logger.info("%s: reusing %s (fingerprint %s)", step, path, fp[:12])
+            return Outcome(step, path, fp, record.content_hash, True, time.perf_counter() - start, record.summary)
+        if problems:
+            logger.warning("%s: %s is damaged (%s); recomputing it", step, path, "; ".join(problems[:3]))
+        clean_leftovers(path)
+        logger.info("%s: computing %s", step, path)
+        with atomic_path(path) as tmp:
+            content_hash, summary = compute(tmp, fp)
+            record = Record(step, version, fp, content_hash, dict(inputs), dict(settings), summary).to_dict()
+            if path.suffix == ".zarr":
+                zarr.open(store=str(tmp), mode="r+").attrs[RECORD_KEY] = record
+            else:
+                (tmp / RECORD_FILE).write_text(json.dumps(record, indent=2, sort_keys=True))
+            write_integrity(tmp)
     seconds = time.perf_counter() - start
     logger.info("%s: wrote %s in %.1f s", step, path, seconds)
     return Outcome(step, path, fp, content_hash, False, seconds, summary)

@@ -66,7 +66,7 @@ class ArrayHasher:
         self._h = hashlib.sha256()
         self._dtype: str | None = None
 
-    def update(self, block: np.ndarray) -> "ArrayHasher":
+    def update(self, block: np.ndarray) -> ArrayHasher:
         block = np.ascontiguousarray(block)
         dtype = block.dtype.str
         if self._dtype is None:

@@ -15,6 +15,7 @@ from manifpt_core.cluster.tasks import merge, shard_candidates
 from manifpt_core.errors import InputError
 from manifpt_core.search import Searcher, SearchSettings, build_flat_index
 from manifpt_core.store import open_array
+from manifpt_core.store.atomic import leftovers_under
 
 SOURCES = ("real", "alpha", "beta")
 ARRAYS = ("nn_id", "nn_dist", "artifact", "knn_ids", "knn_artifact", "knn_dist", "query_row")
@@ -27,7 +28,7 @@ def _free_port() -> int:
 
 
 def _leftovers(folder):
-    return sorted(p.name for p in folder.iterdir() if p.name.startswith("."))
+    return [p.name for p in leftovers_under(folder)]
 
 
 @pytest.mark.parametrize("n_shards", [1, 2, 3, 5])

@@ -13,6 +13,8 @@ from manifpt_core.store import (
     fingerprint,
     open_array,
 )
+from manifpt_core.store.atomic import current_version, leftovers_under
+from manifpt_core.store.locks import lock_file
 
 
 def test_streamed_hash_does_not_depend_on_block_size():
@@ -59,18 +61,19 @@ def test_atomic_path_keeps_the_old_output_when_a_write_fails(tmp_path):
     with atomic_path(final) as tmp:
         tmp.mkdir()
         (tmp / "data").write_text("old")
-    with pytest.raises(RuntimeError):
-        with atomic_path(final) as tmp:
-            tmp.mkdir()
-            (tmp / "data").write_text("half")
-            raise RuntimeError("crash mid-write")
+    with pytest.raises(RuntimeError), atomic_path(final) as tmp:
+        tmp.mkdir()
+        (tmp / "data").write_text("half")
+        raise RuntimeError("crash mid-write")
     assert (final / "data").read_text() == "old"
-    assert [p.name for p in tmp_path.iterdir()] == ["out"]  # no temporary left behind
+    # no temporary left behind: the output and its current version only
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["out", current_version(final).name, lock_file(final).name])
+    assert leftovers_under(tmp_path) == []
     with atomic_path(final) as tmp:
         tmp.mkdir()
         (tmp / "data").write_text("new")
     assert (final / "data").read_text() == "new"
-    assert [p.name for p in tmp_path.iterdir()] == ["out"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["out", current_version(final).name, lock_file(final).name])
 
 
 def test_splits_are_exact_deterministic_and_order_free():
