@@ -1,5 +1,6 @@
 """Which step failures Dagster retries: transient ones (a full disk, a lost Dask worker, CUDA out of memory),
-not bad input or a store that contradicts the step (``InputError``, ``StoreError``), which fail at once.
+not bad input or a store that contradicts the step (``InputError``, ``StoreError``), which fail at once, nor
+a step interrupted by a signal (the run is being stopped).
 
 Every pipeline asset is declared with ``step_asset`` instead of ``dg.asset``: the same arguments, plus the
 retry policy and the boundary that turns ``InputError`` and ``StoreError`` into a ``dg.Failure`` that the
@@ -13,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 import dagster as dg
+from dagster._core.errors import DagsterError, DagsterExecutionInterruptedError
 
 from manifpt_core.errors import InputError, StoreError
 
@@ -22,8 +24,18 @@ TRANSIENT_RETRY = dg.RetryPolicy(max_retries=2, delay=10, backoff=dg.Backoff.EXP
 NOT_RETRIED = (InputError, StoreError)  # retrying cannot fix them: the message says what the user must fix
 
 
+class StepInterrupted(DagsterError, DagsterExecutionInterruptedError):
+    """A step interrupted by a signal (``manifpt run`` stopped, Ctrl-C).
+
+    Dagster retries an interrupted step that has a retry policy; this one it passes through unretried (a
+    ``DagsterError``) and then handles as the interruption it is (the run ends CANCELED when it was being
+    canceled).
+    """
+
+
 def not_retried(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """``fn`` raising ``InputError`` or ``StoreError`` as a ``dg.Failure`` that no retry policy retries."""
+    """``fn`` raising ``InputError`` or ``StoreError`` as a ``dg.Failure`` that no retry policy retries, and
+    interrupted as a ``StepInterrupted``."""
 
     @functools.wraps(fn)
     def boundary(*args: Any, **kwargs: Any) -> Any:
@@ -32,6 +44,8 @@ def not_retried(fn: Callable[..., Any]) -> Callable[..., Any]:
         except NOT_RETRIED as err:
             raise dg.Failure(description=str(err), metadata={"error": type(err).__name__},
                              allow_retries=False) from err
+        except (KeyboardInterrupt, DagsterExecutionInterruptedError) as interrupt:
+            raise StepInterrupted(f"interrupted: {interrupt!r}") from interrupt
 
     return boundary
 

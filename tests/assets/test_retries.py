@@ -71,3 +71,13 @@ def test_a_step_on_an_empty_store_fails_without_retry(tmp_path):
     [failure] = result.get_step_failure_events()
     data = failure.step_failure_data.user_failure_data
     assert data.metadata["error"].value == "StoreError" and "embeddings" in data.description
+
+
+def test_an_interrupted_step_is_not_retried():
+    """A signal that interrupts a step (the run being stopped) ends the run, without the retries."""
+    calls = []
+    result = dg.materialize([flaky_asset(KeyboardInterrupt(), calls)], instance=dg.DagsterInstance.ephemeral(),
+                            raise_on_error=False)
+    assert not result.success
+    assert len(calls) == 1
+    assert not events(result, dg.DagsterEventType.STEP_UP_FOR_RETRY)
