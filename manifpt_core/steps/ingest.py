@@ -44,7 +44,7 @@ from manifpt_core.store import (
     run_cached,
     write_manifest,
 )
-from manifpt_core.store.cache import _PLAN
+from manifpt_core.store.cache import is_planning
 from manifpt_core.store.file_hashes import FileHashCache, Observation, hash_files
 from manifpt_core.store.hashing import rows_hash
 from manifpt_core.store.layout import IMAGES_MANIFEST
@@ -200,7 +200,7 @@ def _run_with_manifest(store: Store, source: str, inputs: dict[str, str], step_s
 
     outcome = run_cached(store.paths.images(source), "ingest", INGEST_VERSION, inputs, step_settings, compute,
                          ImagesSummary, manifest_matches)
-    if _PLAN.get() is None:  # planning (manifpt ls) writes nothing
+    if not is_planning():  # planning (manifpt ls) writes nothing
         publish_manifest(inner, published)
     return outcome
 

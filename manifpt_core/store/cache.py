@@ -97,7 +97,12 @@ def planning() -> Iterator[Plan]:
         _PLAN.reset(token)
 
 
-def _read_raw(folder: Path, zarr_like: bool) -> dict[str, Any] | None:
+def is_planning() -> bool:
+    """Whether the caller runs inside :func:`planning` (which writes nothing)."""
+    return _PLAN.get() is not None
+
+
+def read_version_record(folder: Path, zarr_like: bool) -> dict[str, Any] | None:
     """The record inside one version of an output (``folder``: what a lease resolved)."""
     if zarr_like:
         return read_record(folder)
@@ -126,7 +131,7 @@ def _raw_record(path: Path) -> dict[str, Any] | None:
         problems = check_once(held.path)
         if problems:
             raise _damage_error(path, problems)
-        return _read_raw(held.path, path.suffix == ".zarr")
+        return read_version_record(held.path, path.suffix == ".zarr")
 
 
 def _stored(path: Path) -> tuple[dict[str, Any] | None, list[str]]:
@@ -136,7 +141,7 @@ def _stored(path: Path) -> tuple[dict[str, Any] | None, list[str]]:
     try:
         with lease(path) as held:
             problems = check_integrity(held.path)
-            return (None if problems else _read_raw(held.path, path.suffix == ".zarr")), problems
+            return (None if problems else read_version_record(held.path, path.suffix == ".zarr")), problems
     except StoreError as err:
         return None, [str(err)]
 
@@ -184,6 +189,7 @@ def run_cached(
         return Outcome(step, path, fp, record.content_hash if record else "", fresh, 0.0,
                        record.summary if record else None)
     with output_lock(path, step):
+        clean_leftovers(path)  # of killed writes of this output, and replaced versions no reader holds any more
         raw, problems = _stored(path)
         if raw is not None and raw.get("fingerprint") == fp and (extra_valid is None or extra_valid(fp)):
             record = Record.from_dict(raw, summary_type)
@@ -191,7 +197,6 @@ def run_cached(
             return Outcome(step, path, fp, record.content_hash, True, time.perf_counter() - start, record.summary)
         if problems:
             logger.warning("%s: %s is damaged (%s); recomputing it", step, path, "; ".join(problems[:3]))
-        clean_leftovers(path)
         logger.info("%s: computing %s", step, path)
         with atomic_path(path) as tmp:
             content_hash, summary = compute(tmp, fp)

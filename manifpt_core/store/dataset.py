@@ -174,10 +174,11 @@ class Source:
         """Its images embedded in ``space``: float32 (N, D), every row of the image store (derived on read from the
         images in a pixel-like space above ``derive_above_gb``)."""
         path = self.store.paths.embeddings(space, self.name)
-        if path.exists() and isinstance(zarr.open(store=str(path), mode="r"), zarr.Group):
-            summary = self.embeddings_record(space).summary
-            if summary.derived:
-                return DerivedEmbeddings(self.images(), space, summary.dim)
+        if not path.exists():
+            return open_array(path)  # the error naming the step to run
+        summary = self.embeddings_record(space).summary
+        if summary.derived:
+            return DerivedEmbeddings(self.images(), space, summary.dim)
         return open_array(path)
 
     def embeddings_record(self, space: str) -> Record[EmbeddingsSummary]:
