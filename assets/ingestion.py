@@ -6,6 +6,7 @@ from assets._results import png_markdown, to_result
 from assets.automation import ON_CHANGE
 from assets.partitions import DatasetSpec
 from assets.resources import ManifptResource
+from assets.retries import step_asset
 from manifpt_core.steps import ingest_generated, ingest_real, materialize_generator
 from manifpt_core.steps.generators import GENERATOR_VERSION
 from manifpt_core.steps.ingest import INGEST_VERSION
@@ -27,13 +28,13 @@ def _images_result(context: dg.AssetExecutionContext, outcome: Outcome[ImagesSum
 def build(ds: DatasetSpec) -> list[dg.AssetsDefinition]:
     """The ingestion assets of one dataset."""
 
-    @dg.asset(key=ds.key("real_images"), group_name=GROUP, code_version=INGEST_VERSION,
+    @step_asset(key=ds.key("real_images"), group_name=GROUP, code_version=INGEST_VERSION,
               deps=[ds.key("real_source")], automation_condition=ON_CHANGE, kinds={"zarr", "parquet"})
     def real_images(context: dg.AssetExecutionContext, manifpt: ManifptResource) -> dg.MaterializeResult:
         """Real images split into the indexed reference set and the disjoint real class, with their manifest."""
         return _images_result(context, ingest_real(manifpt.store(ds.name), manifpt.settings(ds.name)))
 
-    @dg.asset(key=ds.key("generator"), group_name=GROUP, code_version=GENERATOR_VERSION, partitions_def=ds.models,
+    @step_asset(key=ds.key("generator"), group_name=GROUP, code_version=GENERATOR_VERSION, partitions_def=ds.models,
               deps=[real_images, ds.key("model_source")], automation_condition=ON_CHANGE, pool="gpu",
               kinds={"pytorch"})
     def generator(context: dg.AssetExecutionContext, manifpt: ManifptResource) -> dg.MaterializeResult:
@@ -44,7 +45,7 @@ def build(ds: DatasetSpec) -> list[dg.AssetsDefinition]:
             extra["samples"] = png_markdown(outcome.path / outcome.summary.grid, f"{context.partition_key} samples")
         return to_result(context, outcome, **extra)
 
-    @dg.asset(key=ds.key("generated_images"), group_name=GROUP, code_version=INGEST_VERSION,
+    @step_asset(key=ds.key("generated_images"), group_name=GROUP, code_version=INGEST_VERSION,
               partitions_def=ds.models, deps=[generator, real_images], automation_condition=ON_CHANGE, pool="gpu",
               kinds={"zarr", "parquet"})
     def generated_images(context: dg.AssetExecutionContext, manifpt: ManifptResource) -> dg.MaterializeResult:

@@ -78,6 +78,7 @@ def run_main(args: argparse.Namespace) -> int:
         build_observation_jobs,
         partition_keys,
     )
+    from pipelines.stopping import Stopper
 
     resource = _resource(args, home)
     defs = build_definitions(resource, _dask(args))
@@ -85,7 +86,8 @@ def run_main(args: argparse.Namespace) -> int:
     reports = []
     specs = dataset_specs(resource)
     # Entered, the instance is also the one Dagster consults while it loads the definitions.
-    with dg.DagsterInstance.get() as instance:
+    stopper = Stopper()  # SIGTERM and SIGINT stop the run (pipelines/stopping.py)
+    with stopper.installed(), dg.DagsterInstance.get() as instance:
         for change in discover(instance, resource):  # the discovery sensor's check, applied here and now
             if change.added:
                 instance.add_dynamic_partitions(change.partitions.name, change.added)
@@ -101,10 +103,10 @@ def run_main(args: argparse.Namespace) -> int:
             # Observe the sources first: the automation then knows the versions everything was computed from.
             for job, partitioning in build_observation_jobs(ds) + build_jobs(ds):
                 for key in keys[partitioning]:
-                    _execute(defs.resolve_job_def(job.name), key, instance)
+                    _execute(defs.resolve_job_def(job.name), key, instance, stopper)
             reports.append(resource.store(ds.name).paths.report_md)
         if has_cross_dataset(specs):  # last: it reads every dataset's attributors
-            _execute(defs.resolve_job_def(CROSS_DATASET_JOB), None, instance)
+            _execute(defs.resolve_job_def(CROSS_DATASET_JOB), None, instance, stopper)
             reports.append(home.cross_dataset_report)
     print(f"manifpt: finished in {time.perf_counter() - started:.1f} s")
     for report in reports:
@@ -112,12 +114,20 @@ def run_main(args: argparse.Namespace) -> int:
     return 0
 
 
-def _execute(job_def, key, instance) -> None:
-    """Run one job (for one partition key, or none) in process, with its timing on the command line."""
+def _execute(job_def, key, instance, stopper) -> None:
+    """Run one job (for one partition key, or none) in process, with its timing on the command line; tagged with
+    this process's id (run monitoring fails the run if the process dies), canceled if ``stopper`` is signalled."""
+    from dagster._core.utils import make_new_run_id
+
+    from pipelines.launcher import PID_TAG
+
     t0 = time.perf_counter()
     label = job_def.name + (f"[{key}]" if key else "")
     print(f"manifpt: {label} ...", flush=True)
-    result = job_def.execute_in_process(instance=instance, partition_key=key, raise_on_error=True)
+    run_id = make_new_run_id()
+    with stopper.running(instance, run_id):
+        result = job_def.execute_in_process(instance=instance, partition_key=key, raise_on_error=True, run_id=run_id,
+                                            tags={PID_TAG: str(os.getpid())})
     print(f"manifpt: {label} done in {time.perf_counter() - t0:.1f} s ({_reused_count(result)})", flush=True)
 
 
@@ -213,10 +223,24 @@ def run_ls(args: argparse.Namespace) -> int:
     import json
 
     from manifpt_core.query.catalog import catalog, render_catalog
+    from manifpt_core.steps.generators import skipped_model_folders
 
     config = _Settings(args)
     cat = catalog(config.home, config.datasets)
-    print(json.dumps(cat, indent=2) if args.json else render_catalog(cat))
+    skipped = []  # folders under source.path or models_path that are not models, with the reason and fix
+    for settings in config.datasets:
+        try:
+            skipped += [{"dataset": settings.dataset, **s.to_dict()} for s in skipped_model_folders(settings)]
+        except ManifptError:
+            pass  # the catalog's status already says why the model folders cannot be listed
+    if args.json:
+        print(json.dumps({**cat, "skipped_model_folders": skipped}, indent=2))
+        return 0
+    print(render_catalog(cat))
+    if skipped:
+        print("\nskipped model folders:")
+        for entry in skipped:
+            print(f"  {entry['dataset']}: {entry['path']}\n    {entry['reason']}")
     return 0
 
 
@@ -286,6 +310,40 @@ def run_observe(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def run_verify(args: argparse.Namespace) -> int:
+    """Check every stored output against its integrity manifest (``--deep``: and every file's checksum); with
+    ``--repair`` delete what is damaged and the leftovers of killed writes, then recompute them."""
+    from manifpt_core.steps.generators import configured_models
+    from manifpt_core.steps.pipeline import run_pipeline
+    from manifpt_core.store.verify import DAMAGED, OK, UNVERIFIED, repair, verify_root
+
+    config = _Settings(args)
+    found = verify_root(config.home.store_root, deep=args.deep)
+    for checked in found.damaged:
+        print(f"damaged   {checked.path}: {'; '.join(checked.problems)}")
+    for leftover in found.leftovers:
+        print(f"leftover  {leftover}")
+    print(f"manifpt: {len(found.outputs)} outputs checked{' (every byte)' if args.deep else ''}: "
+          f"{found.count(OK)} whole, {found.count(DAMAGED)} damaged, {found.count(UNVERIFIED)} stored before "
+          f"integrity manifests (record read, files not checked); {len(found.leftovers)} leftovers")
+    if not args.repair:
+        if found.damaged or found.leftovers:
+            print("manifpt: run `manifpt verify --repair` to delete them and recompute the damaged outputs")
+        return 1 if found.damaged else 0
+    deleted = repair(found)
+    print(f"manifpt: deleted {len(deleted)} damaged outputs and leftovers")
+    if found.damaged:
+        for settings in config.datasets:
+            outcomes = run_pipeline(config.store(settings.dataset), settings, configured_models(settings))
+            computed = [o for o in outcomes if not o.reused]
+            print(f"manifpt: {settings.dataset}: recomputed {len(computed)} outputs, reused {len(outcomes) - len(computed)}")
+        again = verify_root(config.home.store_root)
+        if again.damaged:
+            print(f"manifpt: still damaged after repair: {[str(c.path) for c in again.damaged]}", file=sys.stderr)
+            return 1
+    return 0
+
+
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--profile", default=os.environ.get("MANIFPT_PROFILE", "demo"),
                    help="settings profile: demo (default), tiny or full")
@@ -306,7 +364,8 @@ def build_parser() -> argparse.ArgumentParser:
                            ("ls", "what the store holds, and what is missing or stale"),
                            ("show", "rows of a dataset's feature table"),
                            ("sql", "a SQL query (DuckDB) over the store's tables"),
-                           ("observe", "the content hash of every source, reading only the files that changed")):
+                           ("observe", "the content hash of every source, reading only the files that changed"),
+                           ("verify", "check every stored output for damage; --repair recomputes what is damaged")):
         commands[name] = p = sub.add_parser(name, help=helptext, description=helptext)
         _common(p)
     commands["ui"].add_argument("--port", type=int, default=3000)
@@ -333,6 +392,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", action="append", metavar="D",
                    help="observe this dataset's sources only (repeatable; 'all'); default every dataset and the "
                         "query sets")
+    p = commands["verify"]
+    p.add_argument("--deep", action="store_true", help="also read every file and compare its checksum")
+    p.add_argument("--repair", action="store_true",
+                   help="delete damaged outputs and leftovers of killed writes, then recompute what was deleted")
     p = commands["show"]
     p.add_argument("dataset", metavar="DATASET")
     p.add_argument("--space", help="only this space's columns")
@@ -367,10 +430,13 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(args.verbose, quiet=args.command in QUERY_COMMANDS)
     try:
         return {"run": run_main, "ui": run_ui, "attribute": run_attribute, "ls": run_ls, "show": run_show,
-                "sql": run_sql, "observe": run_observe}[args.command](args)
+                "sql": run_sql, "observe": run_observe, "verify": run_verify}[args.command](args)
     except ManifptError as err:
         print(f"manifpt: error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as stop:  # Ctrl-C; for `run`, SIGTERM too (pipelines/stopping.py)
+        print(f"manifpt: stopped by {stop or 'SIGINT'}; the outputs committed before are kept", file=sys.stderr)
+        return getattr(stop, "exit_code", 130)
 
 
 if __name__ == "__main__":

@@ -116,7 +116,9 @@ def atomic_path(final: Path) -> Iterator[Path]:
     """
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
-    with output_lock(final) as first:
+    # Inside an output being written (a file of a temporary folder) the folder's writer is the only one.
+    inside_write = any((parsed := sibling_of(parent)) is not None and parsed[1] == "tmp" for parent in final.parents)
+    with contextlib.nullcontext(False) if inside_write else output_lock(final) as first:
         if first:
             clean_leftovers(final)
         tmp = temp_sibling(final)
