@@ -16,7 +16,7 @@ from assets import checks
 from manifpt_core import search
 from manifpt_core.names import REAL, Method
 from manifpt_core.search.settings import SearchSettings
-from manifpt_core.store import Store
+from manifpt_core.store import Store, remove_paths
 from manifpt_core.store.arrays import RECORD_KEY
 from manifpt_core.store.layout import RECORD_FILE
 
@@ -168,7 +168,7 @@ def test_feature_table_rows_match_the_manifests(query_store, damaged):
 
 
 def test_a_check_that_cannot_read_the_store_fails_with_the_reason(damaged):
-    shutil.rmtree(damaged.paths.features)
+    remove_paths([damaged.paths.features])
     result = checks.check_feature_rows(damaged)
     assert not result.passed
     assert "feature table" in result.description

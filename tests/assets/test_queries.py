@@ -15,7 +15,7 @@ from pipelines.definitions import build_definitions
 def home(query_store, tmp_path):
     """A copy of the materialized home, with a query set of three images and an empty one."""
     copy = tmp_path / "home"
-    shutil.copytree(query_store.home.path, copy)
+    shutil.copytree(query_store.home.path, copy, symlinks=True)
     suspects = copy / "queries" / "suspects"
     suspects.mkdir(parents=True)
     for image in sorted(query_store.outsider.iterdir())[:3]:

@@ -70,7 +70,7 @@ def settled(tmp_path_factory, config_writer):
         deployment.settle()
         cursor = deployment.cursor
     snapshot = tmp_path_factory.mktemp("automation_snapshot") / "settled"
-    shutil.copytree(work, snapshot)  # the instance is closed: its sqlite files are complete
+    shutil.copytree(work, snapshot, symlinks=True)  # the instance is closed: its sqlite files are complete
     return work, snapshot, cursor
 
 
@@ -80,7 +80,7 @@ def deployment(settled):
     store name them) and with file times kept, whatever an earlier test changed."""
     work, snapshot, cursor = settled
     shutil.rmtree(work)
-    shutil.copytree(snapshot, work)
+    shutil.copytree(snapshot, work, symlinks=True)
     with dg.instance_for_test(temp_dir=str(work / "dagster")) as instance:
         yield Deployment(work, instance, cursor)
 

@@ -19,5 +19,5 @@ def cluster():
 def store_copy(query_store, tmp_path):
     """A writable copy of the query store's dataset, and the original to compare with."""
     root = tmp_path / "store"
-    shutil.copytree(query_store.store.root, root)
+    shutil.copytree(query_store.store.root, root, symlinks=True)
     return Store(root, query_store.settings.dataset), query_store.store

@@ -107,7 +107,7 @@ def test_cross_dataset_equals_predictions_by_hand_then_reuses(built):
 def test_different_model_lists_match_classes_by_name(built, tmp_path):
     """bench_b knows only beta: its labels are (real, beta), bench_a's (real, alpha, beta)."""
     stores, settings = built
-    shutil.copytree(stores[0].root, tmp_path / "store")
+    shutil.copytree(stores[0].root, tmp_path / "store", symlinks=True)
     copies = [Store(tmp_path / "store", s.dataset) for s in stores]
     for method in ("rgb", "raw"):
         train_attributors(copies[1], settings[1], Method.parse(method), ["beta"])

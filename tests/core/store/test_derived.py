@@ -18,7 +18,7 @@ from manifpt_core.store.derived import DerivedArtifacts, DerivedEmbeddings
 def derived(query_store, tmp_path_factory):
     """A copy of the query store whose rgb and freq embeddings and artifacts are derived (threshold 0 GB)."""
     root = tmp_path_factory.mktemp("derived") / "store"
-    shutil.copytree(query_store.store.root, root)
+    shutil.copytree(query_store.store.root, root, symlinks=True)
     store = Store(root, query_store.settings.dataset)
     settings = query_store.settings
     settings = dataclasses.replace(settings, derive_above_gb=0.0)
