@@ -17,7 +17,7 @@ from manifpt_core.store.atomic import atomic_path  # noqa: E402
 
 def _save(fig, path: Path) -> Path:
     fig.tight_layout()
-    with atomic_path(Path(path)) as tmp:
+    with atomic_path(Path(path), lock=False) as tmp:
         fig.savefig(tmp, format="png", dpi=100)
     plt.close(fig)
     return Path(path)
@@ -33,7 +33,7 @@ def save_image_grid(images: np.ndarray, path: Path, columns: int = 8, scale: int
         canvas[1 + r * (h + 1) : 1 + r * (h + 1) + h, 1 + k * (w + 1) : 1 + k * (w + 1) + w] = img.transpose(1, 2, 0)
     pil = Image.fromarray(canvas[..., 0] if c == 1 else canvas)
     pil = pil.resize((pil.width * scale, pil.height * scale), Image.Resampling.NEAREST)
-    with atomic_path(Path(path)) as tmp:
+    with atomic_path(Path(path), lock=False) as tmp:
         pil.save(tmp, format="PNG")
     return Path(path)
 

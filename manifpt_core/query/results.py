@@ -129,7 +129,7 @@ def save_views(folder: Path, stem: str, pixels: np.ndarray, nearest: dict[str, n
     views = {f"{stem}.png": pixels, **{f"{stem}_{s}_nearest_real.png": p for s, p in nearest.items()},
              **{f"{stem}_{s}_artifact.png": signed_to_pixels(a) for s, a in artifacts.items()}}
     for name, image in views.items():
-        with atomic_path(folder / name) as tmp:
+        with atomic_path(folder / name, lock=False) as tmp:
             _to_png(image, tmp)
         written.append(folder / name)
     return written

@@ -108,17 +108,18 @@ def release_version(version: Path) -> bool:
 
 
 @contextlib.contextmanager
-def atomic_path(final: Path) -> Iterator[Path]:
+def atomic_path(final: Path, lock: bool = True) -> Iterator[Path]:
     """Yield a temporary path to write; on success it replaces ``final``, on error it is removed.
 
-    Nothing already at ``final`` is touched unless the write completes. The write holds the output's lock, so
-    two writers of one path take turns, and the first deletes what killed writes of it left behind.
+    Nothing already at ``final`` is touched unless the write completes. A write into the store holds the
+    output's lock, so two writers of one path take turns, and the first deletes what killed writes of it left
+    behind; ``lock=False`` for files written into a user's folder (exports), where no lock file should appear.
     """
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
     # Inside an output being written (a file of a temporary folder) the folder's writer is the only one.
     inside_write = any((parsed := sibling_of(parent)) is not None and parsed[1] == "tmp" for parent in final.parents)
-    with contextlib.nullcontext(False) if inside_write else output_lock(final) as first:
+    with contextlib.nullcontext(False) if inside_write or not lock else output_lock(final) as first:
         if first:
             clean_leftovers(final)
         tmp = temp_sibling(final)
@@ -238,15 +239,18 @@ def remove_paths(paths: list[Path]) -> list[Path]:
     for path in map(Path, paths):
         if not os.path.lexists(path):
             continue
-        version = current_version(path)
-        aside = temp_sibling(path, "removed")
-        os.replace(path, aside)
-        if aside.is_symlink() or aside.is_file():
-            aside.unlink()
-        else:
-            version = aside
-        if version is not None:
-            release_version(version)
+        with output_lock(path, "remove"):  # not while a writer of the path commits
+            if not os.path.lexists(path):
+                continue
+            version = current_version(path)
+            aside = temp_sibling(path, "removed")
+            os.replace(path, aside)
+            if aside.is_symlink() or aside.is_file():
+                aside.unlink()
+            else:
+                version = aside
+            if version is not None:
+                release_version(version)
         removed.append(path)
     return removed
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from manifpt_core.errors import StoreError
-from manifpt_core.store.atomic import clean_leftovers, leftovers_under, lease, remove_paths, sibling_of
+from manifpt_core.store.atomic import clean_leftovers, lease, leftovers_under, remove_paths, sibling_of
 from manifpt_core.store.cache import read_version_record
 from manifpt_core.store.integrity import check_integrity, has_integrity
 from manifpt_core.store.layout import FILE_HASHES_DIR, RECORD_FILE
