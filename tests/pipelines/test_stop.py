@@ -14,7 +14,8 @@ import pytest
 
 WAIT_S = 120  # generous bounds for a loaded machine; nothing here is a timing assertion
 TEMPORARY = re.compile(r"^\..+\.(tmp|link)-[0-9a-f]{12}$")  # manifpt_core.store.atomic's writes in progress
-COMPUTING = "bench__reference[sl] ..."  # the sl space trains an encoder: seconds inside a step
+# Inside a step: the sl space's encoder is training (its progress bar is on stderr), so a run is in progress.
+COMPUTING = "train sl encoder"
 
 
 def start_run(config: Path, home: Path, logs: Path) -> subprocess.Popen:
@@ -27,10 +28,10 @@ def start_run(config: Path, home: Path, logs: Path) -> subprocess.Popen:
         return subprocess.Popen(command, stdout=out, stderr=err, env=env, cwd=Path(__file__).resolve().parents[2])
 
 
-def wait_for_line(proc: subprocess.Popen, logs: Path, wanted: str) -> None:
-    """Until the command prints ``wanted`` (it fails if the command ends first, or after WAIT_S)."""
+def wait_for_line(proc: subprocess.Popen, logs: Path, wanted: str, stream: str = "out.txt") -> None:
+    """Until the command prints ``wanted`` on ``stream`` (it fails if the command ends first, or after WAIT_S)."""
     deadline = time.monotonic() + WAIT_S
-    while wanted not in (logs / "out.txt").read_text():
+    while wanted not in (logs / stream).read_text():
         assert proc.poll() is None, f"ended before {wanted!r}:\n{(logs / 'err.txt').read_text()[-3000:]}"
         assert time.monotonic() < deadline, f"{wanted!r} never printed"
         time.sleep(0.1)
@@ -46,7 +47,7 @@ def test_a_signal_stops_the_run_which_is_recorded_as_canceled(tmp_path, config_w
     config, home, logs = config_writer(tmp_path), tmp_path / "home", tmp_path / "first"
     proc = start_run(config, home, logs)
     try:
-        wait_for_line(proc, logs, COMPUTING)
+        wait_for_line(proc, logs, COMPUTING, "err.txt")
         proc.send_signal(signum)
         code = proc.wait(timeout=WAIT_S)
     finally:
