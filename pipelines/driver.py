@@ -41,6 +41,7 @@ class AutomationDriver:
     resource: ManifptResource
     instance: dg.DagsterInstance
     cursor: object = None
+    last_tick: float = 0.0  # when tick() last evaluated (an hourly cron may tick between two)
     steps: list[Step] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -74,6 +75,7 @@ class AutomationDriver:
 
     def tick(self) -> dict[dg.AssetKey, set]:
         """One evaluation of every automation condition: the asset partitions it requests."""
+        self.last_tick = time.time()
         result = dg.evaluate_automation_conditions(defs=self.defs, instance=self.instance, cursor=self.cursor)
         self.cursor = result.cursor
         return {r.key: set(result.get_requested_partitions(r.key)) for r in result.results

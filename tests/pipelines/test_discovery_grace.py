@@ -63,7 +63,7 @@ def test_a_bad_folder_and_an_escaping_link_are_reported_in_the_tick_and_by_ls(tm
     bench = tmp_path / "bench"
     (bench / "Bad Name").mkdir()
     os.symlink("/", bench / "rootlink")
-    with dg.instance_for_test() as instance:
+    with dg.DagsterInstance.ephemeral() as instance:
         first = tick(defs, instance, resource)
         (request,) = first.dynamic_partitions_requests
         assert sorted(request.partition_keys) == ["alpha", "beta"]  # the others are discovered
@@ -86,7 +86,7 @@ def test_data_is_deleted_after_the_grace_checks_not_before(code_location):
     resource, defs = code_location(removed_models="delete", removal_grace_checks=2, removal_grace_minutes=0)
     store, settings = resource.store("bench"), resource.settings("bench")
     paths = fake_model_data(store, settings, "gamma")
-    with dg.instance_for_test() as instance:
+    with dg.DagsterInstance.ephemeral() as instance:
         instance.add_dynamic_partitions(PARTITIONS, ["alpha", "beta", "gamma"])  # gamma's folder is gone
         first = tick(defs, instance, resource)
         assert list(first.dynamic_partitions_requests[0].partition_keys) == ["gamma"]  # the partition goes now
@@ -102,7 +102,7 @@ def test_data_is_deleted_only_after_the_grace_minutes(code_location):
     resource, _ = code_location(removed_models="delete", removal_grace_checks=1, removal_grace_minutes=10)
     store, settings = resource.store("bench"), resource.settings("bench")
     paths = fake_model_data(store, settings, "gamma")
-    with dg.instance_for_test() as instance:
+    with dg.DagsterInstance.ephemeral() as instance:
         instance.add_dynamic_partitions(PARTITIONS, ["alpha", "beta", "gamma"])
         (change,) = discover(instance, resource, now=1_000_000.0)
         assert change.removed == ["gamma"] and change.pending == ["gamma"] and change.deleted == []
@@ -118,7 +118,7 @@ def test_data_is_not_deleted_while_a_run_in_progress_targets_the_model(code_loca
     store, settings = resource.store("bench"), resource.settings("bench")
     paths = fake_model_data(store, settings, "gamma")
     job = defs.resolve_job_def("bench__observe_models")
-    with dg.instance_for_test() as instance:
+    with dg.DagsterInstance.ephemeral() as instance:
         instance.add_dynamic_partitions(PARTITIONS, ["alpha", "beta", "gamma"])
         run = instance.create_run_for_job(job, status=dg.DagsterRunStatus.STARTED, tags={"dagster/partition": "gamma"})
         instance.create_run_for_job(job, status=dg.DagsterRunStatus.SUCCESS, tags={"dagster/partition": "gamma"})
@@ -140,7 +140,7 @@ def test_a_folder_renamed_away_and_back_keeps_its_data_and_reuses_it(tmp_path, c
     stored = [p for p in store.paths.model_paths("alpha", settings.spaces) if os.path.lexists(p)]
     assert len(stored) == 3  # generator, images, manifest
     before = {p: os.lstat(p) for p in stored}
-    with dg.instance_for_test() as instance:
+    with dg.DagsterInstance.ephemeral() as instance:
         tick(defs, instance, resource)
         assert sorted(instance.get_dynamic_partitions(PARTITIONS)) == ["alpha", "beta"]
         shutil.move(tmp_path / "bench" / "alpha", tmp_path / "away")
@@ -165,7 +165,7 @@ def test_skipped_images_show_in_the_asset_metadata(tmp_path, code_location):
     (tmp_path / "bench" / "real" / "small" / "text.png").write_text("not an image")
     key = dg.AssetKey(["bench", "real_images"])
     asset = next(a for a in defs.assets if isinstance(a, dg.AssetsDefinition) and key in a.keys)
-    with dg.instance_for_test() as instance:
+    with dg.DagsterInstance.ephemeral() as instance:
         result = dg.materialize([asset], instance=instance, resources={"manifpt": resource})
         (event,) = result.get_asset_materialization_events()
     metadata = event.materialization.metadata
