@@ -18,9 +18,11 @@ PARTITIONS = "models_bench"
 
 
 @pytest.fixture
-def code_location(tmp_path, config_writer):
+def code_location(tmp_path, config_writer, monkeypatch):
     """``code_location(**settings)``: the resource and definitions over a benchmark in ``tmp_path``, with
-    ``settings`` as top-level config lines (strings quoted)."""
+    ``settings`` as top-level config lines (strings quoted). DAGSTER_HOME is unset: a command run in process by
+    another test may have pointed it at a home that is gone."""
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
 
     def setup(**settings):
         config = config_writer(tmp_path)
