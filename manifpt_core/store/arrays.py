@@ -15,7 +15,7 @@ import zarr
 from manifpt_core.errors import StoreError
 from manifpt_core.store.atomic import lease
 from manifpt_core.store.hashing import ArrayHasher
-from manifpt_core.store.integrity import check_integrity
+from manifpt_core.store.integrity import check_integrity, damage_error
 
 RECORD_KEY = "manifpt"
 
@@ -157,8 +157,7 @@ def open_array(path: Path, name: str | None = None) -> zarr.Array:
     problems = check_integrity(held.path)  # every open: a chunk deleted since must not read as zeros
     if problems:
         held.release()
-        raise StoreError(f"{path} is damaged ({'; '.join(problems[:3])}); run `manifpt verify --repair` to "
-                         "recompute it")
+        raise damage_error(path, problems)
     node = zarr.open(store=str(held.path), mode="r")
     if name is not None:
         node = node[name]

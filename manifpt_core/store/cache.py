@@ -29,7 +29,7 @@ from manifpt_core.errors import StoreError
 from manifpt_core.store.arrays import RECORD_KEY, read_record
 from manifpt_core.store.atomic import atomic_path, clean_leftovers, lease
 from manifpt_core.store.hashing import fingerprint
-from manifpt_core.store.integrity import check_integrity, check_once, write_integrity
+from manifpt_core.store.integrity import check_integrity, check_once, damage_error, write_integrity
 from manifpt_core.store.layout import RECORD_FILE
 from manifpt_core.store.locks import output_lock
 from manifpt_core.store.records import Record, S
@@ -116,11 +116,6 @@ def read_version_record(folder: Path, zarr_like: bool) -> dict[str, Any] | None:
                          "it") from err
 
 
-def _damage_error(path: Path, problems: list[str]) -> StoreError:
-    shown = "; ".join(problems[:3]) + (f"; and {len(problems) - 3} more" if len(problems) > 3 else "")
-    return StoreError(f"{path} is damaged ({shown}); run `manifpt verify --repair` to recompute it")
-
-
 def _raw_record(path: Path) -> dict[str, Any] | None:
     """The record of the output at ``path`` (None when nothing is stored there); a damaged output is a
     StoreError that says how to repair it."""
@@ -130,7 +125,7 @@ def _raw_record(path: Path) -> dict[str, Any] | None:
     with lease(path) as held:
         problems = check_once(held.path)
         if problems:
-            raise _damage_error(path, problems)
+            raise damage_error(path, problems)
         return read_version_record(held.path, path.suffix == ".zarr")
 
 

@@ -14,6 +14,8 @@ import zlib
 from pathlib import Path
 from typing import Any
 
+from manifpt_core.errors import StoreError
+
 INTEGRITY_FILE = ".integrity.json"
 FORMAT = "manifpt.integrity/1"
 _BLOCK = 1 << 22
@@ -47,6 +49,12 @@ def write_integrity(folder: Path) -> dict[str, Any]:
 
 def has_integrity(folder: Path) -> bool:
     return (Path(folder) / INTEGRITY_FILE).is_file()
+
+
+def damage_error(path: Path, problems: list[str]) -> StoreError:
+    """The error a reader or a step gets for a damaged output: what is wrong, and the command that repairs it."""
+    shown = "; ".join(problems[:3]) + (f"; and {len(problems) - 3} more" if len(problems) > 3 else "")
+    return StoreError(f"{path} is damaged ({shown}); run `manifpt verify --repair` to recompute it")
 
 
 _WHOLE: set[tuple[str, int]] = set()  # versions this process found whole (a committed version never changes)
