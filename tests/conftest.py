@@ -11,7 +11,20 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from dagster._core.storage.defs_state.base import set_defs_state_storage
 from PIL import Image
+
+
+@pytest.fixture(autouse=True)
+def no_current_dagster_instance_state():
+    """Each test starts with no "current" Dagster definitions-state storage, and any left set ends with it.
+
+    Entering a Dagster instance sets that storage in a context variable, and loading definitions reads it;
+    instances entered and exited out of order (an instance opened inside another's ``with`` and closed after
+    it) leave it pointing at a closed instance whose temporary folder is gone, and a later test that loads
+    definitions fails to open its sqlite file."""
+    with set_defs_state_storage(None):
+        yield
 
 
 def _write_pngs(folder: Path, images: np.ndarray) -> None:

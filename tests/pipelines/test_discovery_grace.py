@@ -119,8 +119,8 @@ def test_data_is_not_deleted_while_a_run_in_progress_targets_the_model(code_loca
     resource, defs = code_location(removed_models="delete", removal_grace_checks=1, removal_grace_minutes=0)
     store, settings = resource.store("bench"), resource.settings("bench")
     paths = fake_model_data(store, settings, "gamma")
-    job = defs.resolve_job_def("bench__observe_models")
     with dg.DagsterInstance.ephemeral() as instance:
+        job = defs.resolve_job_def("bench__observe_models")
         instance.add_dynamic_partitions(PARTITIONS, ["alpha", "beta", "gamma"])
         run = instance.create_run_for_job(job, status=dg.DagsterRunStatus.STARTED, tags={"dagster/partition": "gamma"})
         instance.create_run_for_job(job, status=dg.DagsterRunStatus.SUCCESS, tags={"dagster/partition": "gamma"})
