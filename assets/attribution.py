@@ -23,6 +23,7 @@ from manifpt_core.steps.report import (
     nmi_lines,
     open_set_lines,
 )
+from manifpt_core.steps.robustness import ROBUSTNESS_VERSION, evaluate_robustness, robustness_markdown
 from manifpt_core.store import Outcome
 from manifpt_core.store.records import AttributorMetrics
 
@@ -91,8 +92,22 @@ def build(ds: DatasetSpec) -> list[dg.AssetsDefinition]:
 
         built.append(baseline)
 
+    @step_asset(key=ds.key("robustness"), group_name=GROUP, code_version=ROBUSTNESS_VERSION,
+                deps=[*built, ds.key("embedding_space"), ds.key("reference_index")],
+                automation_condition=AFTER_UPSTREAM, pool="gpu", kinds={"pytorch"})
+    def robustness(context: dg.AssetExecutionContext, manifpt: ManifptResource) -> dg.MaterializeResult:
+        """Every method's test accuracy after post-processing of its test images (JPEG 90/75/50, resizing by 0.5,
+        blur, noise), applied before embedding so artifacts are recomputed against the stored index as a query's
+        are; mean ± std over seeds and the drop from clean; with robustness.compare_augment, each attributor's
+        twin trained with the other attributor.augment setting."""
+        store, settings = manifpt.store(ds.name), manifpt.settings(ds.name)
+        outcome = evaluate_robustness(store, settings, registered_models(context, ds))
+        return to_result(context, outcome,
+                         robustness_table=dg.MetadataValue.md("\n".join(robustness_markdown(outcome.summary))),
+                         robustness_figure=png_markdown(outcome.path / outcome.summary.figure, "robustness"))
+
     @step_asset(key=ds.key("attribution_report"), group_name=GROUP, code_version=REPORT_VERSION,
-                deps=built, automation_condition=AFTER_UPSTREAM, kinds={"markdown"})
+                deps=[*built, robustness], automation_condition=AFTER_UPSTREAM, kinds={"markdown"})
     def attribution_report(context: dg.AssetExecutionContext, manifpt: ManifptResource) -> dg.MaterializeResult:
         """The report: accuracy ± std and FD ratio per space, artifact kind, the raw control and each baseline; NMI with the zoo's
         design factors; open-set AUROC; t-SNE maps, confusion matrices, generator samples and Fréchet distances."""
@@ -124,4 +139,4 @@ def build(ds: DatasetSpec) -> list[dg.AssetsDefinition]:
                          accuracy_table=dg.MetadataValue.md("| method | test accuracy (mean over seeds) |\n"
                                                             "|---|---|\n" + rows))
 
-    return [*built, attribution_report, feature_table]
+    return [*built, robustness, attribution_report, feature_table]

@@ -43,6 +43,27 @@ class ChecksSettings:
     max_fid_ratio: float = setting(20.0, gt=0)
 
 
+# Post-processing applied to test images before they are embedded, for the robustness table (manifpt_core/perturb.py).
+PERTURBATION_NAMES = ("jpeg90", "jpeg75", "jpeg50", "resize0.5", "blur1", "noise2")
+
+
+@dataclass(frozen=True)
+class RobustnessSettings:
+    """The robustness evaluation (docs/robustness.md): ``perturbations`` applied to every method's test images
+    (seeded by ``seed``); ``compare_augment``: also train each artifact attributor with the other
+    ``attributor.augment`` setting, so the table shows the augmentation's effect."""
+
+    perturbations: tuple[str, ...] = PERTURBATION_NAMES
+    seed: int = setting(0, ge=0)
+    compare_augment: bool = True
+
+    def __post_init__(self) -> None:
+        bad = [p for p in self.perturbations if p not in PERTURBATION_NAMES]
+        if bad or len(set(self.perturbations)) != len(self.perturbations):
+            raise InputError(f"robustness.perturbations = {list(self.perturbations)}: list distinct names among "
+                             f"{list(PERTURBATION_NAMES)} (an empty list turns the robustness table off)")
+
+
 @dataclass(frozen=True)
 class SourceSettings:
     """Where the real images (and, for ``folder``, the generated ones) come from.
@@ -136,7 +157,10 @@ class Settings:
     attributor: FitSettings = field(default_factory=FitSettings)
     baselines: BaselineSettings = field(default_factory=BaselineSettings)
     seeds: tuple[int, ...] = setting((0,), ge=0)
-    open_set_holdout: str = "auto"
+    # Open set (docs/configuration.md): "each" leaves every generative model out in turn, "auto" the last by name,
+    # a model name that model; "none" skips it. Each left-out attributor trains with the first open_set_seeds seeds.
+    open_set_holdout: str = "each"
+    open_set_seeds: int = setting(1, ge=1)
     # The open-set operating point: the share of known validation images a query accepts (docs/querying.md).
     open_set_accept: float = setting(0.95, gt=0, le=1)
     # A folder of model folders beside any real source: each subfolder is a generative model's samples.
@@ -152,6 +176,7 @@ class Settings:
     # Symbolic links under a folder source or the models folder that lead outside it are refused unless true.
     follow_symlinks: bool = False
     checks: ChecksSettings = field(default_factory=ChecksSettings)
+    robustness: RobustnessSettings = field(default_factory=RobustnessSettings)
     # Pixel-like spaces (rgb, freq): an array of one source in one space larger than this (GB of float32) is not
     # stored but derived on read from the images: its embeddings, and its artifacts from the neighbours (scale.md).
     derive_above_gb: float = setting(4.0, ge=0)
@@ -218,6 +243,31 @@ FASHION_MNIST_SPLIT = [
     {"dataset": "fmnist_footwear_bags", "source": {"kind": "fashion_mnist", "classes": [5, 7, 8, 9]}},
 ]
 
+# Short tags of the factorial profile's factor values, for its model names (e.g. up-tconv_loss-ns_norm-bn).
+_FACTORIAL_UPSAMPLING = {"transposed_conv": "tconv", "nearest_conv": "nearest", "bilinear_conv": "bilinear",
+                         "pixel_shuffle": "pshuffle"}
+_FACTORIAL_LOSS = {"non_saturating": "ns", "least_squares": "ls", "hinge": "hinge", "wasserstein_gp": "wgp"}
+_FACTORIAL_NORMALIZATION = {"batch": "bn", "layer": "ln"}
+
+
+def _factorial_zoo(steps: int) -> list[dict[str, Any]]:
+    """Cards of the ``gan`` family over the full upsampling x loss grid (16 models), ``steps`` training steps each.
+
+    The generator's normalization alternates like a chessboard: batch where the upsampling's and the loss's
+    indices sum to an even number, layer where odd. Each normalization then meets every upsampling and every
+    loss equally often (twice), so no factor is confounded with another and NMI can be read per factor.
+    """
+    norms = list(_FACTORIAL_NORMALIZATION)
+    zoo = []
+    for i, (upsampling, up_tag) in enumerate(_FACTORIAL_UPSAMPLING.items()):
+        for j, (loss, loss_tag) in enumerate(_FACTORIAL_LOSS.items()):
+            norm = norms[(i + j) % 2]
+            zoo.append({"name": f"up-{up_tag}_loss-{loss_tag}_norm-{_FACTORIAL_NORMALIZATION[norm]}", "family": "gan",
+                        "seed": 0, "factors": {"upsampling": upsampling, "loss": loss, "normalization": norm},
+                        "train": {"steps": steps}})
+    return zoo
+
+
 PROFILES: dict[str, dict[str, Any]] = {
     # Sized for a 2-core CPU: the README's first command.
     "demo": {
@@ -244,9 +294,25 @@ PROFILES: dict[str, dict[str, Any]] = {
         "encoders": {"sl": {"steps": 10, "batch_size": 32}, "ssl": {"steps": 10, "batch_size": 32}},
         "artifacts": {"kinds": ["nearest", "knn"], "knn_k": 4},
         "baselines": {"nataraj_levels": 16},
+        "robustness": {"compare_augment": False},  # the augmented twins are tested on their own
         "seeds": [0],
         "chunk_rows": 64,
         "block_rows": 128,
+    },
+    # The factorial GAN zoo on one dataset: upsampling x loss x generator normalization varied independently,
+    # so NMI per design factor is not confounded (docs/configuration.md). About 20 minutes on 2 CPU cores, half
+    # of it training the 16 GANs.
+    "factorial": {
+        "n_reference": 5000,
+        "n_real_class": 500,
+        "n_per_model": 500,
+        "zoo": _factorial_zoo(steps=1000),
+        "attributor": {"epochs": 6, "patience": 3},
+        "artifacts": {"kinds": ["nearest"]},
+        "seeds": [0],
+        # One open-set attributor, not one per model left out, and no augmentation twins: the budget goes to NMI.
+        "open_set_holdout": "auto",
+        "robustness": {"compare_augment": False},
     },
     # For a GPU machine: more data, more training.
     "full": {

@@ -5,6 +5,7 @@ Test modules never import from each other or from ``tests``: what they share liv
 module-scoped fixtures may use them too.
 """
 
+import json
 import os
 import time
 from pathlib import Path
@@ -175,14 +176,18 @@ class QueryStore:
 
 @pytest.fixture(scope="session")
 def query_store(tmp_path_factory, benchmark_factory):
-    """Every step of a small folder benchmark (alpha and beta, two seeds, no baselines) materialized once, with
-    the feature table; tests must not write into it (copy it first)."""
+    """Every step of a small folder benchmark (alpha and beta, two seeds, no baselines; their cards give the
+    upsampling, one value each, and the same loss) materialized once, with the feature table; tests must not write
+    into it (copy it first)."""
     import torch
 
     from manifpt_core import steps
 
     work = tmp_path_factory.mktemp("query")
     root = benchmark_factory(work / "bench")
+    # Design factors on the model folders' cards: an image judged unknown gets its predicted design factors.
+    for model, upsampling in (("alpha", "transposed_conv"), ("beta", "nearest_conv")):
+        (root / model / "card.json").write_text(json.dumps({"factors": {"upsampling": upsampling, "loss": "hinge"}}))
     outsider = work / "gamma"
     rng = np.random.default_rng(7)
     yy, xx = np.mgrid[0:12, 0:12]

@@ -15,6 +15,7 @@ from manifpt_core.errors import InputError
 from manifpt_core.settings_loader import positive, setting
 
 NETWORKS = ("small_resnet", "resnet50")
+AUGMENTS = ("none", "perturb")  # attributor.augment: see FitSettings
 
 
 @dataclass(frozen=True)
@@ -31,10 +32,15 @@ class FitSettings:
     mlp_hidden: tuple[int, ...] = positive((512, 256))  # MLP hidden layers, for vector artifacts
     network: str = "small_resnet"  # image-shaped artifacts: "small_resnet" or "resnet50" (torchvision)
     weights: str | None = None  # resnet50 only: a local weights file to start from
+    # Artifact attributors: "perturb" replaces half the training samples' artifacts by those of a randomly
+    # post-processed copy of the image (JPEG, resize, blur or noise), recomputed against the stored index.
+    augment: str = "none"
 
     def __post_init__(self) -> None:
         if self.network not in NETWORKS:
             raise InputError(f"attributor.network = {self.network!r} is not one of {NETWORKS}")
+        if self.augment not in AUGMENTS:
+            raise InputError(f"attributor.augment = {self.augment!r} is not one of {AUGMENTS}")
         if self.weights is not None and self.network != "resnet50":
             raise InputError("attributor.weights initialises a ResNet-50: set attributor.network = 'resnet50'")
         # Values are coerced to plain int/float/tuple (numpy scalars from configs are fine) so

@@ -77,11 +77,12 @@ def dataset_catalog(home: Home, settings: Settings) -> dict[str, Any]:
     for method in [*settings.methods, CONTROL, *(Method.of_baseline(b) for b in settings.baselines.methods)]:
         path = store.method_dir(method)
         row: dict[str, Any] = {"method": str(method), "size_bytes": size_on_disk(path), "accuracy_mean": None,
-                               "threshold": None, "content_hash": None}
+                               "threshold": None, "open_set_score": None, "content_hash": None}
         if store.paths.metrics(method).is_file():
             metrics = store.attributor(method)
+            point = metrics.operating_point
             row.update(accuracy_mean=metrics.accuracy_mean, accuracy_std=metrics.accuracy_std,
-                       threshold=metrics.operating_point.threshold if metrics.operating_point else None)
+                       threshold=point.threshold if point else None, open_set_score=point.score if point else None)
             record = load_record(path, type(metrics))
             row["content_hash"] = _short(record.content_hash) if record else None
         methods.append(row)
@@ -156,7 +157,8 @@ def render_catalog(cat: dict[str, Any]) -> str:
         lines.append("  methods:")
         for m in d["methods"]:
             acc = "not trained" if m["accuracy_mean"] is None else f"test accuracy {100 * m['accuracy_mean']:.2f}%"
-            threshold = f"  open-set threshold {m['threshold']:.3f}" if m.get("threshold") is not None else ""
+            threshold = (f"  open-set threshold {m['threshold']:.3f} ({m['open_set_score']})"
+                         if m.get("threshold") is not None else "")
             lines.append(f"    {m['method']:<20} {acc:<24}{threshold}")
         ft = d["feature_table"]
         lines.append(f"  feature table: {ft['n_samples']} samples, {ft['n_predictions']} test predictions, "

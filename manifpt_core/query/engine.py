@@ -4,8 +4,10 @@ Nothing is retrained or re-embedded: an image is embedded in every space with th
 stored encoder, its nearest real reference points are found in the stored index,
 its artifacts of every kind are computed exactly as the artifact step computes
 them, and every stored attributor (each seed; the probabilities averaged) and the
-raw-image control name its source. The open-set verdict compares the averaged
-maximum probability with the attributor's recorded operating point.
+raw-image control name its source. The open-set verdict compares the attributor's
+chosen open-set score (a known-ness, manifpt_core.metrics.openset: the averaged
+maximum probability, or the seeds' mean Mahalanobis distance of the features to the
+nearest known class) with its recorded operating point.
 
     engine = QueryEngine(store, settings)          # loads encoders, indexes, networks (once)
     answers = engine.attribute(read_query_images(paths, engine.shape, store.dataset))
@@ -13,6 +15,7 @@ maximum probability with the attributor's recorded operating point.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -20,18 +23,23 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from manifpt_core.artifacts import artifacts_of_block
-from manifpt_core.attribution import Predictor
+from manifpt_core.attribution import Predictor, softmax
 from manifpt_core.config import Settings
 from manifpt_core.errors import InputError
+from manifpt_core.metrics.openset import MAX_SOFTMAX, ClassStatistics
+from manifpt_core.metrics.parsing import FactorPredictor
 from manifpt_core.names import Method
 from manifpt_core.query.images import QueryImage
 from manifpt_core.spaces import get_space
 from manifpt_core.steps.attribute import CONTROL, seed_networks
 from manifpt_core.steps.index import open_searcher
+from manifpt_core.steps.open_set import knownness, seed_class_statistics
+from manifpt_core.steps.parsing import factor_predictor, factors_of_models
 from manifpt_core.steps.space import Embedder, open_space
 from manifpt_core.store import Store
 from manifpt_core.store.records import ArtifactsSummary, AttributorMetrics
 from manifpt_core.torch_helpers import resolve_device
+from manifpt_core.zoo.cards import DESIGN_FACTORS
 
 logger = logging.getLogger(__name__)
 
@@ -60,10 +68,15 @@ class MethodAnswer:
     probability: float
     top: list[tuple[str, float]]
     verdict: str  # "known", or "unknown" when the score is below the operating point's threshold
-    score: float
+    score: float  # the open-set known-ness in (0, 1], higher is more likely known
+    score_name: str  # which open-set score (manifpt_core.metrics.openset.SCORES)
     threshold: float | None
     accept: float | None
     seed_predictions: list[str]
+    # For an image judged unknown: each design factor's most probable value and its probability, from classifiers
+    # fit on the attributed models' fingerprint features (model parsing); None when known, or when fewer than two
+    # attributed models of different designs give design factors.
+    factors: dict[str, tuple[str, float]] | None = None
 
 
 @dataclass(frozen=True)
@@ -83,15 +96,24 @@ class _Method:
     method: Method
     metrics: AttributorMetrics
     networks: list[tuple[int, Predictor]]  # each seed's network, built once on the engine's device
+    statistics: list[ClassStatistics] | None  # each seed's class statistics, when its open-set score needs them
+
+    @property
+    def score_name(self) -> str:
+        """The open-set score its operating point uses (max softmax for an attributor stored without one)."""
+        point = self.metrics.operating_point
+        return point.score if point else MAX_SOFTMAX
 
 
 @dataclass
 class BatchOutputs:
     """The raw numbers of one batch: per space the search and artifact arrays, per method each seed's
-    probabilities (seeds, n, classes)."""
+    probabilities (seeds, n, classes) and its open-set score (n,)."""
 
     arrays: dict[str, dict[str, np.ndarray]]
     probabilities: dict[str, np.ndarray]
+    open_set_scores: dict[str, np.ndarray]
+    features: dict[str, np.ndarray]  # per method, the first seed's penultimate features (n, D)
 
 
 def default_methods(settings: Settings) -> list[Method]:
@@ -127,11 +149,13 @@ class QueryEngine:
         self.methods = []
         for m in check_methods(settings, methods) if methods else default_methods(settings):
             metrics, networks = seed_networks(store, m)
-            self.methods.append(_Method(m, metrics, [(seed, Predictor(net, self.device)) for seed, net in networks]))
+            self.methods.append(_Method(m, metrics, [(seed, Predictor(net, self.device)) for seed, net in networks],
+                                        seed_class_statistics(store, m, metrics)))
         self.spaces: dict[str, tuple[Embedder, object]] = {
             space: (open_space(store, space, self.device), open_searcher(store, settings, space))
             for space in settings.spaces}
         reference = real.manifest(["sample_id", "path"]).slice(0, real.n_reference)
+        self._factor_predictors: dict[str, FactorPredictor | None] = {}
         self._ref_ids = reference.column("sample_id").to_pylist()
         self._ref_paths = reference.column("path").to_pylist()
         logger.info("query engine for %s: %d spaces, %d methods on %s", store.dataset, len(self.spaces),
@@ -142,7 +166,8 @@ class QueryEngine:
         return [str(m.method) for m in self.methods]
 
     def compute(self, images: np.ndarray) -> BatchOutputs:
-        """Search, artifacts and every seed's class probabilities of uint8 images (n, C, H, W)."""
+        """Search, artifacts, every seed's class probabilities and each method's open-set score of uint8 images
+        (n, C, H, W)."""
         if images.ndim != 4 or tuple(images.shape[1:]) != self.shape or images.dtype != np.uint8:
             raise InputError(f"expected uint8 images of shape (n, {', '.join(map(str, self.shape))}) for dataset "
                              f"{self.store.dataset!r}, got {images.dtype} {images.shape}")
@@ -151,11 +176,15 @@ class QueryEngine:
         for space, (embedder, searcher) in self.spaces.items():
             vectors = np.ascontiguousarray(embedder.embed(images), dtype=np.float32)
             arrays[space] = artifacts_of_block(searcher, vectors, a.kinds, a.knn_k, a.knn_reg)
-        probabilities = {}
+        probabilities, scores, features = {}, {}, {}
         for m in self.methods:
             x = self._inputs(m.method, images, arrays)
-            probabilities[str(m.method)] = np.stack([net.proba(x) for _, net in m.networks])
-        return BatchOutputs(arrays, probabilities)
+            outputs = [net.logits(x, return_features=True) for _, net in m.networks]
+            probs = np.stack([softmax(logits) for logits, _ in outputs])
+            probabilities[str(m.method)] = probs
+            scores[str(m.method)] = knownness(m.score_name, probs, [f for _, f in outputs], m.statistics)
+            features[str(m.method)] = outputs[0][1]
+        return BatchOutputs(arrays, probabilities, scores, features)
 
     def _inputs(self, method: Method, images: np.ndarray, arrays: dict[str, dict[str, np.ndarray]]) -> np.ndarray:
         """A method's input, as the attributor step feeds it (see steps.attribute.source_inputs)."""
@@ -184,20 +213,45 @@ class QueryEngine:
             ref = int(arrays["nn_id"][j])
             nearest.append(NearestReal(space, ref, self._ref_ids[ref], self._ref_paths[ref],
                                        float(arrays["nn_dist"][j])))
+        answers = []
+        for m in self.methods:
+            answer = self._method_answer(m, out.probabilities[str(m.method)][:, j],
+                                         float(out.open_set_scores[str(m.method)][j]))
+            if answer.verdict == UNKNOWN:
+                answer = dataclasses.replace(answer, factors=self._design_factors(m, out.features[str(m.method)][j]))
+            answers.append(answer)
         return ImageAnswer(query.path, self.store.dataset, None, query.resize.to_dict() if query.resize else None,
-                           nearest, [self._method_answer(m, out.probabilities[str(m.method)][:, j]) for m in
-                                     self.methods])
+                           nearest, answers)
+
+    def _design_factors(self, m: _Method, features: np.ndarray) -> dict[str, tuple[str, float]] | None:
+        """The design factors an unknown image's features point to, by the method's factor classifiers (fit on
+        first use, on the stored test features of every attributed model that gives design factors)."""
+        key = str(m.method)
+        if key not in self._factor_predictors:
+            classes = m.metrics.classes
+            factors = factors_of_models(self.store, classes[1:])
+            varied = any(len({f[name] for f in factors.values() if f and name in f}) >= 2 for name in DESIGN_FACTORS)
+            self._factor_predictors[key] = (factor_predictor(self.store, m.method, classes, factors,
+                                                             seed=self.settings.data_seed) if varied else None)
+            if varied:
+                logger.info("design-factor classifiers of %s: fit on %s", key, self._factor_predictors[key].models)
+        predictor = self._factor_predictors[key]
+        if predictor is None:
+            return None
+        (row,) = predictor.predict_rows(features[None])
+        return {name: (guess.value, guess.confidence) for name, guess in row.items()}
 
     @staticmethod
-    def _method_answer(m: _Method, seed_probs: np.ndarray) -> MethodAnswer:
+    def _method_answer(m: _Method, seed_probs: np.ndarray, score: float) -> MethodAnswer:
+        """One method's answer from its seeds' probabilities (seeds, classes) and its open-set score."""
         classes = m.metrics.classes
         mean = seed_probs.mean(axis=0)
         order = np.argsort(-mean, kind="stable")[:TOP]
-        score = float(mean.max())
         point = m.metrics.operating_point
         threshold = point.threshold if point else None
         verdict = KNOWN if threshold is None or score >= threshold else UNKNOWN
         return MethodAnswer(method=str(m.method), space=m.method.space, predicted=classes[int(order[0])],
                             probability=float(mean[order[0]]), top=[(classes[int(k)], float(mean[k])) for k in order],
-                            verdict=verdict, score=score, threshold=threshold, accept=point.accept if point else None,
+                            verdict=verdict, score=score, score_name=m.score_name, threshold=threshold,
+                            accept=point.accept if point else None,
                             seed_predictions=[classes[int(k)] for k in seed_probs.argmax(axis=1)])

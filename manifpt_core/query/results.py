@@ -28,6 +28,7 @@ TABLE_SCHEMA = pa.schema([
     ("probability", pa.float64()),
     ("verdict", pa.string()),
     ("score", pa.float64()),
+    ("score_name", pa.string()),
     ("threshold", pa.float64()),
     ("top", pa.list_(pa.struct([("source", pa.string()), ("probability", pa.float64())]))),
     ("seed_predictions", pa.list_(pa.string())),
@@ -37,6 +38,7 @@ TABLE_SCHEMA = pa.schema([
     ("nn_distance", pa.float64()),
     ("resize", pa.string()),
     ("error", pa.string()),
+    ("factors", pa.string()),  # JSON {factor: {"value", "confidence"}} for an image judged unknown, else null
 ])
 
 
@@ -48,14 +50,19 @@ def _row(answer: ImageAnswer, m: MethodAnswer | None) -> dict:
         "method": m.method if m else None, "space": m.space if m else None,
         "predicted": m.predicted if m else None, "probability": m.probability if m else None,
         "verdict": m.verdict if m else None, "score": m.score if m else None,
-        "threshold": m.threshold if m else None,
+        "score_name": m.score_name if m else None, "threshold": m.threshold if m else None,
         "top": [{"source": s, "probability": p} for s, p in m.top] if m else None,
         "seed_predictions": m.seed_predictions if m else None,
         "nn_id": nn.id if nn else None, "nn_sample_id": nn.sample_id if nn else None,
         "nn_path": nn.path if nn else None, "nn_distance": nn.distance if nn else None,
         "resize": json.dumps(answer.resize, sort_keys=True) if answer.resize else None,
         "error": answer.error,
+        "factors": json.dumps(_factors_json(m.factors), sort_keys=True) if m is not None and m.factors else None,
     }
+
+
+def _factors_json(factors: dict[str, tuple[str, float]] | None) -> dict | None:
+    return None if factors is None else {k: {"value": v, "confidence": c} for k, (v, c) in factors.items()}
 
 
 def to_table(answers: Sequence[ImageAnswer]) -> pa.Table:
@@ -73,8 +80,9 @@ def _nearest_json(n: NearestReal) -> dict:
 
 def _method_json(m: MethodAnswer) -> dict:
     return {"method": m.method, "space": m.space, "predicted": m.predicted, "probability": m.probability,
-            "verdict": m.verdict, "score": m.score, "threshold": m.threshold, "accept": m.accept,
-            "top": [{"source": s, "probability": p} for s, p in m.top], "seed_predictions": m.seed_predictions}
+            "verdict": m.verdict, "score": m.score, "score_name": m.score_name, "threshold": m.threshold,
+            "accept": m.accept, "top": [{"source": s, "probability": p} for s, p in m.top],
+            "seed_predictions": m.seed_predictions, "factors": _factors_json(m.factors)}
 
 
 def to_json(answers: Sequence[ImageAnswer]) -> dict:
@@ -95,13 +103,17 @@ def render_text(answers: Sequence[ImageAnswer]) -> str:
             lines += [f"  error: {a.error}", ""]
             continue
         width = max(len(m.method) for m in a.methods)
-        lines.append(f"  {'method':<{width}}  {'verdict':<8} {'source':<16} {'prob':>5}  {'threshold':>9}  top {3}")
+        lines.append(f"  {'method':<{width}}  {'verdict':<8} {'source':<16} {'prob':>5}  "
+                     f"{'open-set score':<19} {'threshold':>9}  top {3}")
         for m in a.methods:
             verdict = "unknown" if m.verdict == "unknown" else "known"
             threshold = "-" if m.threshold is None else f"{m.threshold:.3f}"
             top = ", ".join(f"{s} {p:.2f}" for s, p in m.top)
             lines.append(f"  {m.method:<{width}}  {verdict:<8} {m.predicted:<16} {m.probability:>5.2f}  "
-                         f"{threshold:>9}  {top}")
+                         f"{m.score_name:<12} {m.score:>6.3f} {threshold:>9}  {top}")
+            if m.factors:
+                guessed = ", ".join(f"{k}={v} ({c:.2f})" for k, (v, c) in m.factors.items())
+                lines.append(f"  {'':<{width}}  design factors of the unknown model: {guessed}")
         for n in a.nearest_real:
             lines.append(f"  nearest real in {n.space:<5} id {n.id:<6} {n.path}  (distance {n.distance:.3f})")
         lines.append("")

@@ -8,19 +8,25 @@ Each skipped folder carries the reason and the fix, for the discovery sensor's t
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from manifpt_core.errors import InputError
 from manifpt_core.names import NAME_RULE, REAL
 from manifpt_core.sources import links
+from manifpt_core.zoo.cards import DESIGN_FACTORS, check_factors
 
 logger = logging.getLogger(__name__)
 
 MODEL_NAME_PATTERN = NAME_RULE
+# A model folder's optional card: its design factors (not an image, so never ingested).
+FOLDER_CARD = "card.json"
+_FOLDER_CARD_KEYS = ("factors", "family", "notes")
 
 
 @dataclass(frozen=True)
@@ -43,6 +49,70 @@ class ModelFolders:
 
     models: dict[str, Path] = field(default_factory=dict)
     skipped: list[SkippedFolder] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class FolderCard:
+    """A model folder's ``card.json``: the design factors it gives (any subset of :data:`DESIGN_FACTORS`), and
+    as free text the model's family and notes, e.g. ``{"factors": {"loss": "hinge"}, "family": "SNGAN"}``."""
+
+    factors: dict[str, str]
+    family: str | None = None
+    notes: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The card as JSON-safe data; the free-text keys only when given."""
+        extra = {k: v for k, v in (("family", self.family), ("notes", self.notes)) if v is not None}
+        return {"factors": dict(self.factors), **extra}
+
+
+def _card_error(path: Path, problem: str) -> InputError:
+    example = '{"factors": {"upsampling": "transposed_conv", "loss": "hinge"}, "family": "my GAN"}'
+    return InputError(f"{path}: {problem}. Fix: write the card as a JSON object like {example} (keys "
+                      f"{', '.join(_FOLDER_CARD_KEYS)}), or delete the file if the model's design is unknown.")
+
+
+def read_folder_card(folder: str | os.PathLike[str], follow_symlinks: bool = False,
+                     root: str | os.PathLike[str] | None = None) -> FolderCard | None:
+    """The :data:`FOLDER_CARD` of a model folder, checked like a zoo card's factors; None when there is none.
+
+    A card that is a symbolic link leaving ``root`` (the folder itself when not given) is refused unless
+    ``follow_symlinks``, as the folder's images are.
+
+    Raises:
+        InputError: naming the file: it is not a JSON object, has a key other than factors, family and notes,
+            a free-text key that is not a string, or a design factor or value outside :data:`DESIGN_FACTORS`.
+    """
+    path = Path(folder) / FOLDER_CARD
+    if not path.exists():
+        return None
+    if not follow_symlinks and links.leaves(path, folder if root is None else root):
+        raise InputError(links.refusal(path, folder if root is None else root))
+    if not path.is_file():
+        raise _card_error(path, "is not a file")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise _card_error(path, f"is not valid JSON ({err})") from err
+    if not isinstance(data, dict):
+        raise _card_error(path, f"holds a JSON {type(data).__name__}, not an object")
+    unknown = sorted(k for k in data if k not in _FOLDER_CARD_KEYS)
+    if unknown:
+        raise _card_error(path, f"has unknown key(s) {', '.join(map(repr, unknown))}")
+    factors = data.get("factors", {})
+    if not isinstance(factors, dict):
+        raise _card_error(path, f"'factors' must be an object of design factors, got {factors!r}")
+    try:
+        check_factors(factors)
+    except InputError as err:
+        raise InputError(f"{path}: {err}. Fix: correct the factor in the card, or leave it out if it is unknown "
+                         f"(design factors: {', '.join(DESIGN_FACTORS)})") from err
+    for key in ("family", "notes"):
+        if key in data and not isinstance(data[key], str):
+            raise _card_error(path, f"{key!r} must be a string (free text), got {data[key]!r}")
+    # In DESIGN_FACTORS order, so that the same card written in another order is the same card.
+    ordered = {key: factors[key] for key in DESIGN_FACTORS if key in factors}
+    return FolderCard(ordered, data.get("family"), data.get("notes"))
 
 
 def suggest_model_name(name: str) -> str:

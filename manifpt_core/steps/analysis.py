@@ -8,7 +8,6 @@ samples is the reference point.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from sklearn.manifold import TSNE
@@ -18,6 +17,7 @@ from manifpt_core.metrics.separability import nmi_per_factor
 from manifpt_core.names import Method
 from manifpt_core.steps.attribute import CONTROL, gather_inputs
 from manifpt_core.store import Store
+from manifpt_core.store.records import NMIResult
 
 TSNE_POINTS = 1500  # at most this many test samples per map (seeded draw): t-SNE is quadratic in them
 
@@ -52,24 +52,38 @@ def tsne_maps(store: Store, methods: list[Method], classes: list[str], figures: 
 
 
 def nmi_table(store: Store, methods: list[Method], classes: list[str],
-              factors: dict[str, dict[str, str]], seed: int = 0) -> dict[str, dict[str, float]] | None:
+              factors: dict[str, dict[str, str]], seed: int = 0) -> NMIResult | None:
     """NMI per design factor of each method's fingerprint features of the generated test samples.
 
-    None when a model has no design factors (a folder of images without a card)
-    or fewer than two models are attributed. A factor on which all models agree is None.
+    A factor's NMI is taken over the samples of the models that give it (``factors[model]`` may be partial
+    or empty: a model folder gives only what its ``card.json`` says); the others are left out of it and named
+    in ``left_out``. A factor that fewer than two models give, or on which they all agree, is None. None when
+    no factor is given by two models (e.g. only folders without a card).
     """
     models = classes[1:]
-    if len(models) < 2 or any(not factors.get(m) for m in models):
+    names = sorted({name for model in models for name in factors.get(model, {})})
+    giving = {name: [m for m in models if name in factors.get(m, {})] for name in names}
+    if not any(len(given) >= 2 for given in giving.values()):
         return None
+    left_out = {m: [name for name in names if m not in giving[name]] for m in models}
     table = {}
     for method in methods:
         features, labels = _features(store, method)
         generated = labels > 0  # label 0 is the real class: it has no design factors
-        names = np.asarray(classes, dtype=object)[labels[generated]]
-        nmi = nmi_per_factor(features[generated], names, factors, seed=seed)
-        table[str(method)] = {k: (None if np.isnan(v) else v) for k, v in nmi.items()}  # JSON has no NaN
-    return table
+        features, sample_models = features[generated], np.asarray(classes, dtype=object)[labels[generated]]
+        row: dict[str, float | None] = {}
+        for name in names:
+            if len(giving[name]) < 2:
+                row[name] = None
+                continue
+            keep = np.isin(sample_models, giving[name])
+            values = {m: {name: factors[m][name]} for m in giving[name]}
+            nmi = nmi_per_factor(features[keep], sample_models[keep], values, seed=seed)[name]
+            row[name] = None if np.isnan(nmi) else nmi  # JSON has no NaN
+        table[str(method)] = row
+    return NMIResult(methods=table, left_out={m: lacking for m, lacking in left_out.items() if lacking})
 
 
-def factor_names(table: dict[str, dict[str, Any]]) -> list[str]:
-    return sorted({name for row in table.values() for name in row})
+def factor_names(result: NMIResult) -> list[str]:
+    """The design factors of an NMI result's columns, sorted."""
+    return sorted({name for row in result.methods.values() for name in row})

@@ -9,28 +9,29 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
 from manifpt_core.attribution import (
     FitResult,
+    FitSettings,
     accuracy,
     confusion_matrix,
     fit_attributor,
     load_attributor,
     predict_logits,
-    predict_proba,
     save_attributor,
-    softmax,
 )
 from manifpt_core.config import Settings
 from manifpt_core.errors import InputError
 from manifpt_core.figures import save_confusion_matrix, save_per_class_bars
-from manifpt_core.metrics.separability import acceptance_threshold, fd_ratio, mean_std, open_set_auroc
+from manifpt_core.metrics.separability import fd_ratio, mean_std
 from manifpt_core.names import Method
 from manifpt_core.spaces import get_space
+from manifpt_core.steps.augment import augmented_training_inputs
+from manifpt_core.steps.open_set import open_set_outcome, open_set_settings
 from manifpt_core.store import (
     SPLIT_NAMES,
     Outcome,
@@ -42,19 +43,12 @@ from manifpt_core.store import (
 )
 from manifpt_core.store.hashing import file_hash
 from manifpt_core.store.layout import METRICS_FILE
-from manifpt_core.store.records import (
-    AttributorMetrics,
-    MethodsSummary,
-    OpenSetResult,
-    OperatingPoint,
-    SeedResult,
-)
+from manifpt_core.store.records import AttributorMetrics, MethodsSummary, SeedResult
 from manifpt_core.torch_helpers import resolve_device
 
 logger = logging.getLogger(__name__)
 
-ATTRIBUTOR_VERSION = "4"
-OPEN_SET_SCORE = "max softmax (mean over seeds)"  # the open-set score queries use
+ATTRIBUTOR_VERSION = "5"
 FEATURES_FILE = "test_features.npz"  # penultimate features and labels of the test set (first seed)
 CONTROL = Method.control()  # the same network on the raw images instead of artifacts
 
@@ -105,52 +99,91 @@ def train_attributors(store: Store, settings: Settings, method: Method, models: 
     if method.is_baseline:
         raise InputError(f"{method} is a baseline: run it with steps.run_baseline")
     classes = class_names(models)
-    inputs = input_hashes(store, method, classes)
+    inputs = {**input_hashes(store, method, classes), **augment_input_hashes(store, method, classes,
+                                                                              settings.attributor)}
     fit = settings.attributor
 
     def compute(tmp: Path, fp: str) -> tuple[str, AttributorMetrics]:
-        data = gather_inputs(store, method, classes)
-        (x_tr, y_tr), (x_va, y_va), (x_te, y_te) = data["train"], data["val"], data["test"]
         device = resolve_device(settings.device)
+        data = training_data(store, settings, method, classes, fit, device)
+        x_tr, n_split = data["train"][0], tuple(len(data[split][1]) for split in SPLIT_NAMES)
         tmp.mkdir(parents=True)
-        per_seed, matrices, weight_hashes, val_probs, test_probs = [], [], {}, [], []
-        for seed in settings.seeds:
-            result = fit_attributor(x_tr, y_tr, x_va, y_va, len(classes), fit, seed=seed, device=device)
-            logits, features = predict_logits(result, x_te, device=device, return_features=True)
-            y_pred = logits.argmax(axis=1)
-            test_probs.append(softmax(logits))
-            val_probs.append(predict_proba(result, x_va, device=device))
-            acc = accuracy(y_te, y_pred)
-            matrices.append(confusion_matrix(y_te, y_pred, len(classes)))
-            per_seed.append(SeedResult(seed=seed, test_accuracy=acc, fdr=fd_ratio(features, y_te, seed)["fdr"],
-                                       best_epoch=result.best_epoch, best_val_accuracy=result.best_val_accuracy,
-                                       history=result.history))
-            if seed == settings.seeds[0]:  # the features the report draws (t-SNE) and clusters (NMI)
-                np.savez(tmp / FEATURES_FILE, features=features, labels=y_te)
-            save_attributor(result, tmp / f"seed{seed}.pt")
-            weight_hashes[str(seed)] = file_hash(tmp / f"seed{seed}.pt")
-            logger.info("attributor %s seed %d: test accuracy %.4f", method, seed, acc)
-        metrics = seed_metrics(tmp, str(method), "resnet" if x_tr.ndim == 4 else "mlp", classes, per_seed, matrices,
-                               n_split=(len(y_tr), len(y_va), len(y_te)),
-                               open_set=_open_set(data, classes, settings, device), features_file=FEATURES_FILE,
-                               operating_point=operating_point(val_probs, test_probs, settings.open_set_accept))
+        fits = fit_seeds(data, classes, fit, settings.seeds, device, tmp, str(method))
+        open_set, point, stats_hashes = open_set_outcome(tmp, data, classes, settings, device)
+        metrics = seed_metrics(tmp, str(method), "resnet" if x_tr.ndim == 4 else "mlp", classes, fits.per_seed,
+                               fits.matrices, n_split=n_split,
+                               open_set=open_set, features_file=FEATURES_FILE, operating_point=point)
         write_metrics(tmp, metrics)
-        return combine_hashes(weight_hashes), metrics
+        return combine_hashes({**fits.weight_hashes, **stats_hashes}), metrics
 
     return run_cached(store.method_dir(method), "attributor", ATTRIBUTOR_VERSION, inputs,
                       {"fit": asdict(fit), "seeds": list(settings.seeds), "classes": classes,
-                       "open_set_holdout": open_set_holdout(settings, classes),
-                       "open_set_accept": settings.open_set_accept}, compute, AttributorMetrics)
+                       **open_set_settings(settings, classes),
+                       **augment_settings(settings, fit)}, compute, AttributorMetrics)
 
 
-def operating_point(val_probs: list[np.ndarray], test_probs: list[np.ndarray], accept: float) -> OperatingPoint:
-    """The open-set threshold on the seeds' mean softmax: ``accept`` of the validation images (every one of a
-    known class) reach it; ``test_accepted`` is the share of the test images that do (the measured rate)."""
-    val_score = np.mean(val_probs, axis=0).max(axis=1)
-    threshold = acceptance_threshold(val_score, accept)
-    test_score = np.mean(test_probs, axis=0).max(axis=1)
-    return OperatingPoint(score=OPEN_SET_SCORE, accept=accept, threshold=threshold, n_val=len(val_score),
-                          test_accepted=float((test_score >= threshold).mean()))
+def augment_input_hashes(store: Store, method: Method, classes: list[str], fit: FitSettings) -> dict[str, str]:
+    """What augmentation reads beyond the method's inputs: every class's images (the control's inputs already
+    are) and, for artifacts, the space and index that make the perturbed copies' artifacts. None without it."""
+    if fit.augment == "none":
+        return {}
+    hashes = {f"images/{name}": store.source(name).record.content_hash for name in classes}
+    if method.is_artifacts:
+        hashes[f"space/{method.space}"] = store.space(method.space).content_hash
+        hashes[f"index/{method.space}"] = store.index(method.space).content_hash
+    return hashes
+
+
+def augment_settings(settings: Settings, fit: FitSettings) -> dict[str, object]:
+    """The settings augmentation reads (its seed, and how artifacts are searched and made); none without it."""
+    if fit.augment == "none":
+        return {}
+    return {"augment_seed": settings.data_seed, "search": settings.search.settings(),
+            "artifacts": settings.artifacts.settings()}
+
+
+def training_data(store: Store, settings: Settings, method: Method, classes: list[str], fit: FitSettings,
+                  device: str) -> Split:
+    """A method's inputs per split; with ``fit.augment == "perturb"`` half the training inputs come from perturbed
+    copies of their images (:mod:`manifpt_core.steps.augment`), validation and test inputs never."""
+    data = gather_inputs(store, method, classes)
+    if fit.augment == "perturb":
+        x_tr, y_tr = data["train"]
+        images = gather_inputs(store, CONTROL, classes, pixels=True)["train"][0]
+        data["train"] = (augmented_training_inputs(store, settings, method, x_tr, y_tr, images, device)[0], y_tr)
+    return data
+
+
+@dataclass
+class SeedFits:
+    """What :func:`fit_seeds` measured: per seed its test result, confusion matrix and weights' hash."""
+
+    per_seed: list[SeedResult]
+    matrices: list[np.ndarray]
+    weight_hashes: dict[str, str]
+
+
+def fit_seeds(data: Split, classes: list[str], fit: FitSettings, seeds: tuple[int, ...] | list[int], device: str,
+              folder: Path, name: str) -> SeedFits:
+    """Train one attributor per seed on ``data["train"]`` (best epoch on ``data["val"]``), test it on
+    ``data["test"]``, and save ``seed{s}.pt`` (and the first seed's test features) under ``folder``."""
+    (x_tr, y_tr), (x_va, y_va), (x_te, y_te) = data["train"], data["val"], data["test"]
+    fits = SeedFits([], [], {})
+    for seed in seeds:
+        result = fit_attributor(x_tr, y_tr, x_va, y_va, len(classes), fit, seed=seed, device=device)
+        logits, features = predict_logits(result, x_te, device=device, return_features=True)
+        y_pred = logits.argmax(axis=1)
+        acc = accuracy(y_te, y_pred)
+        fits.matrices.append(confusion_matrix(y_te, y_pred, len(classes)))
+        fits.per_seed.append(SeedResult(seed=seed, test_accuracy=acc, fdr=fd_ratio(features, y_te, seed)["fdr"],
+                                        best_epoch=result.best_epoch, best_val_accuracy=result.best_val_accuracy,
+                                        history=result.history))
+        if seed == seeds[0]:  # the features the report draws (t-SNE) and clusters (NMI)
+            np.savez(folder / FEATURES_FILE, features=features, labels=y_te)
+        save_attributor(result, folder / f"seed{seed}.pt")
+        fits.weight_hashes[str(seed)] = file_hash(folder / f"seed{seed}.pt")
+        logger.info("attributor %s seed %d: test accuracy %.4f", name, seed, acc)
+    return fits
 
 
 def seed_networks(store: Store, method: Method) -> tuple[AttributorMetrics, list[tuple[int, FitResult]]]:
@@ -185,46 +218,6 @@ def seed_metrics(tmp: Path, method: str, network: str, classes: list[str], per_s
         seeds=[s.seed for s in per_seed], accuracy_mean=accuracy_mean, accuracy_std=accuracy_std,
         fdr_mean=fdr_mean, fdr_std=fdr_std, per_class_accuracy=dict(zip(classes, per_class)), per_seed=per_seed,
         confusion=confusion.tolist(), confusion_png="confusion.png", per_class_png="per_class.png", **extra)
-
-
-def open_set_holdout(settings: Settings, classes: list[str]) -> str | None:
-    """The generative model held out of the open-set attributor: ``attributor_open_set`` (``auto``: the
-    last model by name; ``none``: no open-set check). Two models at least must stay known."""
-    choice = settings.open_set_holdout
-    if choice == "none" or len(classes) < 3:
-        return None
-    if choice == "auto":
-        return classes[-1]
-    if choice not in classes[1:]:
-        raise InputError(f"open_set_holdout = {choice!r} is not one of the models {classes[1:]}; "
-                         "name one of them, 'auto' or 'none'")
-    return choice
-
-
-def _open_set(data: Split, classes: list[str], settings: Settings, device: str) -> OpenSetResult | None:
-    """Train (first seed) without one model; how well 1 - max softmax tells its test samples from known ones."""
-    held = open_set_holdout(settings, classes)
-    if held is None:
-        return None
-    label = classes.index(held)
-    known = [c for c in classes if c != held]
-    remap = np.full(len(classes), -1, dtype=np.int64)
-    remap[[classes.index(c) for c in known]] = np.arange(len(known))
-
-    def keep(split: str) -> tuple[np.ndarray, np.ndarray]:
-        x, y = data[split]
-        mask = y != label
-        return x[mask], remap[y[mask]]
-
-    (x_tr, y_tr), (x_va, y_va) = keep("train"), keep("val")
-    result = fit_attributor(x_tr, y_tr, x_va, y_va, len(known), settings.attributor, seed=settings.seeds[0],
-                            device=device)
-    x_te, y_te = data["test"]
-    score = 1.0 - predict_proba(result, x_te, device=device).max(axis=1)
-    auroc = open_set_auroc(score[y_te != label], score[y_te == label])
-    logger.info("open set without %s: AUROC %.4f", held, auroc)
-    return OpenSetResult(held_out=held, score="1 - max softmax", auroc=auroc, seed=settings.seeds[0],
-                         n_known=int((y_te != label).sum()), n_unknown=int((y_te == label).sum()))
 
 
 def combine_outcomes(outcomes: list[Outcome[AttributorMetrics]]) -> Outcome[MethodsSummary]:

@@ -19,6 +19,7 @@ from manifpt_core.errors import InputError
 from manifpt_core.figures import save_image_grid
 from manifpt_core.names import REAL, check_model_name
 from manifpt_core.sources import ModelFolders, SkippedFolder, observe_folder, scan_benchmark, scan_models
+from manifpt_core.sources.model_folders import FolderCard, read_folder_card
 from manifpt_core.store import (
     Outcome,
     Store,
@@ -151,10 +152,21 @@ def model_folder(settings: Settings, model: str) -> Path:
     )
 
 
+def model_folder_card(settings: Settings, folder: Path) -> FolderCard | None:
+    """The model folder's ``card.json`` (its design factors), checked; None when it has none."""
+    return read_folder_card(folder, settings.follow_symlinks, folder.parent)
+
+
 def observe_model_folder(settings: Settings, folder: Path, cache: FileHashCache | None = None) -> Observation:
-    """The content hash of a model folder, its links judged against the folder it was found in (``source.path``
-    or ``models_path``) and ``follow_symlinks``."""
-    return observe_folder(folder, cache, settings.follow_symlinks, folder.parent)
+    """The content hash of a model folder: its images, and its ``card.json`` when it has one (a changed card
+    changes the hash, so the model is observed and reported again), its links judged against the folder it was
+    found in (``source.path`` or ``models_path``) and ``follow_symlinks``."""
+    images = observe_folder(folder, cache, settings.follow_symlinks, folder.parent)
+    card = model_folder_card(settings, folder)
+    if card is None:  # the images' hash alone, as for a folder before cards existed
+        return images
+    content = text_hash(f"folder:{images.content_hash}\ncard:{canonical_json(card.to_dict())}")
+    return Observation(content, images.n_files, images.n_read)
 
 
 def observe_model_source(settings: Settings, model: str, cache: FileHashCache | None = None) -> Observation:
@@ -175,10 +187,13 @@ def model_source_hash(settings: Settings, model: str, cache: FileHashCache | Non
 def _observe_folder(store: Store, settings: Settings, model: str) -> Outcome[GeneratorSummary]:
     folder = model_folder(settings, model)
     folder_hash = observe_model_folder(settings, folder, FileHashCache.in_store(store.paths.root)).content_hash
+    card = model_folder_card(settings, folder)
 
     def compute(tmp: Path, fp: str) -> tuple[str, GeneratorSummary]:
         tmp.mkdir(parents=True)
-        return folder_hash, GeneratorSummary(kind="folder", folder=str(folder))
+        # The card's factors are the summary's (GeneratorSummary.factors); its free-text family names the model.
+        return folder_hash, GeneratorSummary(kind="folder", folder=str(folder),
+                                             card=None if card is None else card.to_dict())
 
     return run_cached(store.paths.generator(model), "generator", GENERATOR_VERSION, {"folder": folder_hash}, {},
                       compute, GeneratorSummary)

@@ -22,6 +22,7 @@ from manifpt_core.steps.generators import materialize_generator
 from manifpt_core.steps.index import build_index
 from manifpt_core.steps.ingest import ingest_generated, ingest_real
 from manifpt_core.steps.report import write_report
+from manifpt_core.steps.robustness import evaluate_robustness
 from manifpt_core.steps.space import materialize_space
 from manifpt_core.store import Outcome, Store
 from manifpt_core.store.cache import PlannedStep, planning
@@ -47,14 +48,15 @@ def pipeline_steps(store: Store, settings: Settings, models: list[str]) -> list[
             for method in (*settings.methods, CONTROL)]
     out += [(f"baseline {name}", partial(run_baseline, store, settings, name, models))
             for name in settings.baselines.methods]
+    out.append(("robustness", partial(evaluate_robustness, store, settings, models)))
     out.append(("report", partial(write_report, store, settings, models)))
     out.append(("feature table", partial(materialize_feature_table, store, settings, models)))
     return out
 
 
 def run_pipeline(store: Store, settings: Settings, models: list[str]) -> list[Outcome]:
-    """Ingest, embed, index, materialize artifacts, attribute, run the baselines, report and write the feature
-    table, for ``models`` (zoo entries or folders)."""
+    """Ingest, embed, index, materialize artifacts, attribute, run the baselines, evaluate robustness to
+    post-processing, report and write the feature table, for ``models`` (zoo entries or folders)."""
     return [call() for _, call in pipeline_steps(store, settings, models)]
 
 

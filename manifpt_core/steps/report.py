@@ -18,10 +18,13 @@ from manifpt_core.formatting import format_mean_std
 from manifpt_core.names import Method
 from manifpt_core.steps.analysis import factor_names, nmi_table, tsne_maps
 from manifpt_core.steps.attribute import CONTROL
+from manifpt_core.steps.labels import method_label
+from manifpt_core.steps.parsing import model_parsing_table, parsing_markdown
+from manifpt_core.steps.robustness import robustness_markdown
 from manifpt_core.store import Outcome, Store, class_names, combine_hashes, run_cached
-from manifpt_core.store.records import Report, ReportRow, ReportSummary
+from manifpt_core.store.records import NMIResult, Report, ReportRow, ReportSummary
 
-REPORT_VERSION = "6"
+REPORT_VERSION = "7"
 
 
 def report_methods(settings: Settings) -> list[Method]:
@@ -40,6 +43,7 @@ def _inputs(store: Store, settings: Settings, models: list[str]) -> dict[str, st
     for model in models:
         inputs[f"generator/{model}"] = store.generator(model).content_hash
         inputs[f"images/{model}"] = store.model(model).record.content_hash
+    inputs["robustness"] = store.robustness().content_hash
     return inputs
 
 
@@ -84,7 +88,8 @@ def write_report(store: Store, settings: Settings, models: list[str]) -> Outcome
         grids, generators = _generators(store, models, figures)
         real = store.real.summary
         classes = class_names(models)
-        nmi = nmi_table(store, list(settings.methods), classes, {g["model"]: g["factors"] for g in generators})
+        factors = {g["model"]: g["factors"] for g in generators}
+        nmi = nmi_table(store, list(settings.methods), classes, factors)
         report = Report(
             dataset=store.dataset, profile=settings.profile, classes=classes,
             chance_accuracy=1.0 / (len(models) + 1),
@@ -93,20 +98,29 @@ def write_report(store: Store, settings: Settings, models: list[str]) -> Outcome
             tsne=tsne_maps(store, [*settings.methods, CONTROL], classes, figures, seed=settings.data_seed),
             spaces=[_space_row(store, space) for space in settings.spaces], sample_grids=grids,
             generators=generators, frechet_space=real.frechet_space, frechet_real_floor=real.frechet_real_floor,
-            inputs=inputs, fingerprint=fp)
+            inputs=inputs, fingerprint=fp, robustness=_robustness(store, figures),
+            parsing=model_parsing_table(store, list(settings.methods), classes, factors, seed=settings.data_seed))
         report_json = report.to_dict()
         (tmp / "report.json").write_text(json.dumps(report_json, indent=2))
         (tmp / "report.md").write_text(render_markdown(report))
         keys = ("method", "accuracy_mean", "accuracy_std", "fdr_mean", "fdr_std", "n_test")
         summary = ReportSummary(
             main_table=[{k: r[k] for k in keys} for r in report_json["main_table"]],
-            open_set=[{"method": r.method, **r.open_set.to_dict()} for r in table if r.open_set],
+            open_set=[{"method": r.method, **{k: v for k, v in r.open_set.to_dict().items() if k != "rows"}}
+                      for r in table if r.open_set],
             nmi=nmi, tsne=report.tsne)
         return combine_hashes({"report": json.dumps(report_json, sort_keys=True)}), summary
 
     return run_cached(store.paths.reports, "report", REPORT_VERSION, inputs,
                       {"methods": [str(m) for m in settings.methods], "baselines": list(settings.baselines.methods),
                        "artifacts": settings.artifacts.settings()}, compute, ReportSummary)
+
+
+def _robustness(store: Store, figures: Path) -> dict[str, Any]:
+    """The robustness step's table, its figure copied beside the report."""
+    record = store.robustness()
+    shutil.copyfile(store.paths.robustness / record.summary.figure, figures / "robustness.png")
+    return record.summary.to_dict() | {"figure": "figures/robustness.png"}
 
 
 def main_table_markdown(report: Report) -> str:
@@ -117,42 +131,78 @@ def main_table_markdown(report: Report) -> str:
     return "\n".join(lines)
 
 
-def nmi_lines(nmi: dict[str, dict[str, float]] | None) -> list[str]:
-    if not nmi:
-        return ["## NMI with the design factors", "", "Not computed: some models have no design factors (folders "
-                "without a model card), or there are fewer than two.", ""]
+def nmi_lines(nmi: NMIResult | None) -> list[str]:
+    """The report's NMI section: the table, then which models were left out of which factors, and why."""
+    if nmi is None:
+        return ["## NMI with the design factors", "", "Not computed: no design factor is given by two or more "
+                "models (a zoo entry gives its card's factors; a model folder only those of its card.json).", ""]
     names = factor_names(nmi)
     lines = ["## NMI with the design factors", "",
              "k-means on the fingerprint features of the generated test samples, against the grouping of the "
              "models by each design factor (1: the clusters are the factor's groups; 0: unrelated; n/a: one value "
-             "only).", "", "| method | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
-    for method, row in nmi.items():
+             "only, or fewer than two models give the factor).", "", "| method | " + " | ".join(names) + " |",
+             "|---" * (len(names) + 1) + "|"]
+    for method, row in nmi.methods.items():
         cells = ["n/a" if row.get(n) is None else f"{row[n]:.3f}" for n in names]
         lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    none = sorted(m for m, lacking in nmi.left_out.items() if set(lacking) == set(names))
+    some = {m: lacking for m, lacking in sorted(nmi.left_out.items()) if m not in none}
+    if none:
+        lines += ["", f"Left out of every factor, since they give no design factors: {', '.join(none)} (a model "
+                  "folder gives them in a card.json beside its images)."]
+    for model, lacking in some.items():
+        lines += ["", f"{model} is left out of {', '.join(lacking)}: its card does not give "
+                  f"{'that factor' if len(lacking) == 1 else 'these factors'}."]
     return lines + [""]
 
 
 def open_set_lines(table: list[ReportRow]) -> list[str]:
+    """The open-set section: per method the mean ± std AUROC of each score over the left-out models, the score
+    queries use and its unknown-rejection rate, a table of the chosen score's AUROC per left-out model, and a
+    plain sentence for every AUROC below 0.5."""
     rows = [r for r in table if r.open_set]
     if not rows:
         return []
-    held = rows[0].open_set.held_out
-    lines = ["## Open set", "", f"An attributor trained without `{held}` (first seed); AUROC of 1 − max softmax for "
-             f"telling its test samples from the known classes' (0.5: no better than chance).", "",
-             "| method | held out | AUROC |", "|---|---|---|"]
-    lines += [f"| {r.method} | {r.open_set.held_out} | {r.open_set.auroc:.3f} |" for r in rows]
+    scores = list(dict.fromkeys(s for r in rows for s in r.open_set.scores))
+    held = list(dict.fromkeys(h.held_out for r in rows for h in r.open_set.rows))
+    first = rows[0].open_set
+    accept = "the stated share" if first.accept is None else f"{100 * first.accept:.0f}%"
+    lines = ["## Open set", "",
+             f"Each generative model in turn is left out of an attributor's training (seeds {first.seeds}). Every "
+             "open-set score is a known-ness (max_softmax: the largest of the seeds' mean class probabilities; "
+             "mahalanobis: how near the penultimate features lie to the closest known class, by Mahalanobis distance "
+             "with a shared shrunk covariance); its AUROC tells the left-out model's test samples from the known "
+             "classes' (1: every unseen image scores below every known one; 0.5: chance; below 0.5: the score is "
+             "more confident on the unseen model than on known ones). Mean ± std over the left-out models. Queries "
+             "use the score with the higher mean AUROC; *unknown rejected* is the share of the left-out model's "
+             f"test images it judges unknown at the operating point (the threshold accepting {accept} of the known "
+             "validation images), averaged over the left-out models.", "",
+             "| method | " + " | ".join(f"AUROC {s}" for s in scores) + " | queries use | unknown rejected |",
+             "|---" * (len(scores) + 3) + "|"]
+    for r in rows:
+        o = r.open_set
+        cells = [format_mean_std(o.auroc_mean[s], o.auroc_std.get(s), digits=3) if s in o.auroc_mean else "n/a"
+                 for s in scores]
+        rejected = o.rejected_mean.get(o.chosen)
+        lines.append(f"| {r.method} | " + " | ".join(cells) + f" | {o.chosen} | "
+                     f"{'n/a' if rejected is None else f'{100 * rejected:.1f}%'} |")
+    lines += ["", "AUROC of the score queries use, per left-out model:", "",
+              "| method | score | " + " | ".join(held) + " |", "|---" * (len(held) + 2) + "|"]
+    for r in rows:
+        auroc = {h.held_out: h.auroc.get(r.open_set.chosen) for h in r.open_set.rows}
+        cells = ["-" if auroc.get(h) is None else f"{auroc[h]:.3f}" for h in held]
+        lines.append(f"| {r.method} | {r.open_set.chosen} | " + " | ".join(cells) + " |")
+    below = [(r.method, s, [(h.held_out, h.auroc[s]) for h in r.open_set.rows if h.auroc.get(s, 0.5) < 0.5])
+             for r in rows for s in r.open_set.scores]
+    below = [(method, s, models) for method, s, models in below if models]
+    if below:
+        lines.append("")
+    for method, s, models in below:
+        named = ", ".join(f"{h} ({a:.3f})" for h, a in models)
+        these = "this unseen model" if len(models) == 1 else "these unseen models"
+        lines.append(f"- {method}, {s}: AUROC below 0.5 without {named}: this score is more confident on images of "
+                     f"{these} than on images of the known classes.")
     return lines + [""]
-
-
-def method_label(method: Method, settings: Settings) -> str:
-    """How a method is named in the report."""
-    if method.is_control:
-        return "raw-image control"
-    if method.is_baseline:
-        return settings.baselines.label(method.baseline)
-    if method.kind == "knn":
-        return f"artifacts ({method.space}, k-NN projection, k={settings.artifacts.knn_k})"
-    return f"artifacts ({method.space}, nearest)"
 
 
 def _space_row(store: Store, space: str) -> dict[str, Any]:
@@ -191,6 +241,10 @@ def render_markdown(report: Report) -> str:
               "features (a network's penultimate ones; a classical classifier's standardized inputs), higher is more "
               "separable; compare it within one network type, as it grows with the feature dimension.", ""]
     lines += nmi_lines(report.nmi) + open_set_lines(report.main_table)
+    if report.parsing is not None:
+        lines += parsing_markdown(report.parsing)
+    if report.robustness is not None:
+        lines += robustness_markdown(report.robustness, figure=report.robustness["figure"])
     lines += ["## t-SNE of the test samples", ""]
     lines += [f"![t-SNE {name}]({path})" for name, path in report.tsne.items()]
     lines += ["",

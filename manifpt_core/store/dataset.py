@@ -38,6 +38,7 @@ from manifpt_core.store.records import (
     IndexSummary,
     Record,
     Report,
+    RobustnessSummary,
     SpaceSummary,
 )
 
@@ -108,6 +109,10 @@ class Store:
     def method_dir(self, method: Method) -> Path:
         """Where a method's networks, metrics and figures live."""
         return self.paths.method(method)
+
+    def robustness(self) -> Record[RobustnessSummary]:
+        """The record of the robustness step (every method's accuracy on post-processed test images)."""
+        return require_record(self.paths.robustness, RobustnessSummary, "the robustness evaluation")
 
     def report(self) -> Report:
         path = self.paths.report_json

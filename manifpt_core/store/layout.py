@@ -169,6 +169,12 @@ class Layout:
         return self.base / "reports"
 
     @property
+    def robustness(self) -> Path:
+        """Every method's test accuracy on post-processed test images (``robustness.json``, a figure), and the
+        attributors trained with the other ``attributor.augment`` setting to compare with."""
+        return self.base / "robustness"
+
+    @property
     def report_json(self) -> Path:
         return self.reports / REPORT_JSON
 

@@ -183,28 +183,72 @@ class SeedResult(Summary):
     history: list[dict[str, Any]] | None = None
 
 
+# Score names stored before the open-set scores were named as in manifpt_core.metrics.openset.
+LEGACY_SCORES = {"1 - max softmax": "max_softmax", "max softmax (mean over seeds)": "max_softmax"}
+
+
 @dataclass(frozen=True)
-class OpenSetResult(Summary):
-    """An attributor trained without one model, and how well its score tells that model's samples apart."""
+class OpenSetRow(Summary):
+    """One generative model left out of an attributor's training: per open-set score (known-ness, higher is more
+    likely known; manifpt_core.metrics.openset), the AUROC of telling its test samples from the known classes'
+    and the share of them rejected at the operating point (the threshold accepting ``accept`` of the known
+    validation images of the attributor trained without it)."""
 
     held_out: str
-    score: str
-    auroc: float
-    seed: int
     n_known: int
     n_unknown: int
+    auroc: dict[str, float]
+    rejected: dict[str, float]
+    threshold: dict[str, float]
+
+
+@dataclass(frozen=True)
+class OpenSetResult(Summary):
+    """An attributor's open-set evaluation: one row per left-out model, the mean and std of each score's AUROC
+    and rejection rate over them, and ``chosen``, the score with the higher mean AUROC, which queries use."""
+
+    scores: list[str]
+    chosen: str
+    seeds: list[int]
+    accept: float | None  # None in a result stored by attributor version 4 (no operating point per row)
+    rows: list[OpenSetRow]
+    auroc_mean: dict[str, float]
+    auroc_std: dict[str, float | None]
+    rejected_mean: dict[str, float]
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> OpenSetResult:
+        data = dict(data)
+        if "held_out" in data:  # the one-model shape of attributor version 4: max softmax, the first seed
+            try:
+                auroc, score = data["auroc"], LEGACY_SCORES.get(data["score"], data["score"])
+                row = OpenSetRow(held_out=data["held_out"], n_known=data["n_known"], n_unknown=data["n_unknown"],
+                                 auroc={score: auroc}, rejected={}, threshold={})
+            except KeyError as err:
+                raise StoreError(f"a stored open-set result lacks {err}; materialize the attributor again") from err
+            return cls(scores=[score], chosen=score, seeds=[data["seed"]], accept=None, rows=[row],
+                       auroc_mean={score: auroc}, auroc_std={score: None}, rejected_mean={})
+        data["rows"] = [OpenSetRow.from_dict(r) for r in data.get("rows", [])]
+        return super().from_dict(data)
 
 
 @dataclass(frozen=True)
 class OperatingPoint(Summary):
-    """The open-set threshold of an attributor: a query whose score (the seeds' mean softmax, its maximum) is
-    below ``threshold`` is ``unknown``. Calibrated so that ``accept`` of the known validation images pass."""
+    """The open-set threshold of an attributor: a query whose known-ness ``score`` (a name of
+    manifpt_core.metrics.openset.SCORES, computed from every seed's network) is below ``threshold`` is
+    ``unknown``. Calibrated on the full attributor so that ``accept`` of the known validation images pass."""
 
     score: str
     accept: float
     threshold: float
     n_val: int
     test_accepted: float  # the share of the (known) test images that pass: the operating point, measured
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> OperatingPoint:
+        data = dict(data)
+        data["score"] = LEGACY_SCORES.get(data.get("score"), data.get("score"))
+        return super().from_dict(data)
 
 
 @dataclass(frozen=True)
@@ -288,6 +332,20 @@ class ReportRow(Summary):
 
 
 @dataclass(frozen=True)
+class NMIResult(Summary):
+    """The report's NMI of each method's fingerprint features with each design factor, and who was left out.
+
+    ``methods[method][factor]``: the NMI over the samples of the models that give the factor; None when fewer
+    than two models give it, or they all share one value. ``left_out[model]``: the factors the model does not
+    give, so its samples were left out of them (every factor when it gives none: a model folder without a
+    ``card.json``).
+    """
+
+    methods: dict[str, dict[str, float | None]]
+    left_out: dict[str, list[str]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Report(Summary):
     """``reports/report.json``: everything the report shows."""
 
@@ -297,7 +355,7 @@ class Report(Summary):
     chance_accuracy: float
     samples: dict[str, int]
     main_table: list[ReportRow]
-    nmi: dict[str, dict[str, float | None]] | None
+    nmi: NMIResult | None
     tsne: dict[str, str]
     spaces: list[dict[str, Any]]
     sample_grids: dict[str, str]
@@ -306,11 +364,15 @@ class Report(Summary):
     frechet_real_floor: float
     inputs: dict[str, str] = field(default_factory=dict)
     fingerprint: str = ""
+    robustness: dict[str, Any] | None = None  # robustness/robustness.json, as RobustnessSummary.to_dict()
+    parsing: dict[str, Any] | None = None  # model parsing per method (manifpt_core.steps.parsing)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Report:
         data = dict(data)
         data["main_table"] = [ReportRow.from_dict(r) for r in data.get("main_table", [])]
+        if data.get("nmi") is not None:
+            data["nmi"] = NMIResult.from_dict(data["nmi"])
         return super().from_dict(data)
 
 
@@ -320,8 +382,34 @@ class ReportSummary(Summary):
 
     main_table: list[dict[str, Any]]
     open_set: list[dict[str, Any]]
-    nmi: dict[str, dict[str, float | None]] | None
+    nmi: NMIResult | None
     tsne: dict[str, str]
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ReportSummary:
+        data = dict(data)
+        if data.get("nmi") is not None:
+            data["nmi"] = NMIResult.from_dict(data["nmi"])
+        return super().from_dict(data)
+
+
+@dataclass(frozen=True)
+class RobustnessSummary(Summary):
+    """``robustness/robustness.json``: every method's test accuracy on the clean test images and on each
+    post-processed copy of them (``conditions``: "clean", then the perturbations, each seeded as
+    ``perturbation_seeds`` says). A row is {"method", "label", "group" (attributor, control, baseline or twin),
+    "augment" (its attributor.augment; None for a baseline), "accuracy": {condition: {"per_seed", "mean", "std",
+    "drop"}}}, ``drop`` being the clean mean minus the condition's mean."""
+
+    dataset: str
+    classes: list[str]
+    seeds: list[int]
+    n_test: int
+    conditions: list[str]
+    perturbation_seeds: dict[str, int]
+    changed_share: dict[str, float]  # per perturbation, the share of test images whose pixels it changed
+    rows: list[dict[str, Any]]
+    figure: str
 
 
 @dataclass(frozen=True)

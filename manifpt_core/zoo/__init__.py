@@ -27,7 +27,9 @@ from manifpt_core.zoo.registry import (
 )
 
 # Imported for their registration side effect; each adds one family.
-from manifpt_core.zoo import beta_vae, dcgan, ddpm, lsgan, realnvp, vae, wgan_gp  # noqa: E402,F401  isort: skip
+from manifpt_core.zoo import (  # noqa: E402,F401  isort: skip
+    beta_vae, dcgan, ddpm, factorial, lsgan, realnvp, vae, wgan_gp,
+)
 
 __all__ = [
     "DESIGN_FACTORS",

@@ -34,6 +34,7 @@ DESIGN_FACTORS: dict[str, tuple[str, ...]] = {
     "loss": (
         "non_saturating",
         "least_squares",
+        "hinge",
         "wasserstein_gp",
         "elbo",
         "beta_elbo",

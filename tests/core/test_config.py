@@ -49,7 +49,7 @@ def test_bad_settings_name_the_value_and_the_fix(tmp_path, text, match):
 
 
 def test_unknown_profile_and_missing_file():
-    with pytest.raises(InputError, match=r"valid profiles: \['demo', 'full', 'tiny'\]"):
+    with pytest.raises(InputError, match=r"valid profiles: \['demo', 'factorial', 'full', 'tiny'\]"):
         load_settings("huge")
     with pytest.raises(InputError, match="does not exist"):
         load_settings("demo", "/nonexistent/manifpt.toml")
@@ -105,7 +105,9 @@ def test_demo_and_full_profiles_load():
     demo = load_settings("demo")
     from manifpt_core.zoo import families
 
-    assert {c.family for c in demo.zoo} == set(families())  # every family is in the demo zoo
+    # Every family is in the demo zoo, but the factorial GAN, whose grid is a profile of its own.
+    assert {c.family for c in demo.zoo} == set(families()) - {"gan"}
+    assert {c.family for c in load_settings("factorial").zoo} == {"gan"}
     assert [c.seed for c in demo.zoo if c.family == "dcgan"] == [0, 1]  # and one architecture twice
     assert len(demo.seeds) >= 3
     assert load_settings("full").n_reference > demo.n_reference
@@ -187,8 +189,8 @@ def test_datasets_must_be_a_list_of_tables(tmp_path):
 
 def test_semantic_errors_of_nested_settings_name_their_key_and_file(tmp_path):
     path = tmp_path / "c.toml"
-    path.write_text('[[zoo]]\nname = "a"\nfamily = "vae"\n[zoo.factors]\nloss = "hinge"\n')
-    with pytest.raises(InputError, match=r"c\.toml \(over profile 'tiny'\): zoo\[0\]: unknown value 'hinge'"):
+    path.write_text('[[zoo]]\nname = "a"\nfamily = "vae"\n[zoo.factors]\nloss = "focal"\n')
+    with pytest.raises(InputError, match=r"c\.toml \(over profile 'tiny'\): zoo\[0\]: unknown value 'focal'"):
         load_datasets("tiny", path)
     path.write_text("[encoders.sl]\nresize_filter = 'x'\n")
     with pytest.raises(InputError, match=r"c\.toml \(over profile 'tiny'\): encoders\.sl\.resize_filter = 'x' is not"):
@@ -223,5 +225,5 @@ def _profile_values() -> str:
 def test_built_in_profiles_resolve_to_their_pinned_values():
     # Compared as JSON text, so that an int turned float (1 vs 1.0) is a difference too.
     # To rewrite: PROFILE_VALUES.write_text(_profile_values())
-    assert sorted(PROFILES) == ["demo", "full", "tiny"]
+    assert sorted(PROFILES) == ["demo", "factorial", "full", "tiny"]
     assert _profile_values() == PROFILE_VALUES.read_text()

@@ -107,7 +107,8 @@ def deployment_with_gamma(deployment, png_writer):
 
 def _expected_for(models: list[str]) -> set[tuple[str, str | None]]:
     """Every asset partition of a full materialization with ``models``."""
-    one = [(f"{DS}/{a}", None) for a in ("real_images", "raw_control", "attribution_report", "feature_table")]
+    one = [(f"{DS}/{a}", None) for a in ("real_images", "raw_control", "robustness", "attribution_report",
+                                               "feature_table")]
     per_model = [(f"{DS}/{a}", m) for a in ("generator", "generated_images") for m in models]
     per_space = [(f"{DS}/{a}", s) for a in ("embedding_space", "real_embeddings", "reference_index", "real_artifacts",
                                            "attributor") for s in SPACES]
@@ -148,8 +149,8 @@ def test_b_a_new_model_folder_costs_only_its_own_work(deployment, png_writer):
     expected = {(f"{DS}/generator", "gamma"), (f"{DS}/generated_images", "gamma"),
                 *((f"{DS}/{a}", f"gamma|{s}") for a in ("generated_embeddings", "generated_artifacts") for s in SPACES),
                 *((f"{DS}/attributor", s) for s in SPACES), (f"{DS}/raw_control", None),
-                *((f"{DS}/baseline", b) for b in BASELINES), (f"{DS}/attribution_report", None),
-                (f"{DS}/feature_table", None)}
+                *((f"{DS}/baseline", b) for b in BASELINES), (f"{DS}/robustness", None),
+                (f"{DS}/attribution_report", None), (f"{DS}/feature_table", None)}
     assert set(new) == expected
     assert set(new.values()) == {1}
     # nothing of the real images, the spaces, the indexes or the other models ran again

@@ -9,7 +9,7 @@ from pipelines.definitions import build_definitions, defs
 SOURCES = {"real_source", "model_source", "model_set"}
 ASSETS = SOURCES | {"real_images", "generator", "generated_images", "embedding_space", "real_embeddings", "generated_embeddings",
           "reference_index", "real_artifacts", "generated_artifacts", "attributor", "raw_control",
-          "baseline", "attribution_report", "feature_table"}
+          "baseline", "robustness", "attribution_report", "feature_table"}
 QUERIES = {"queries/query_set", "queries/query_attribution"}
 DATASETS = ("fmnist_clothing", "fmnist_footwear_bags")
 CROSS = "cross_dataset/generalization"
@@ -85,7 +85,7 @@ def test_automation_is_on_by_default_and_never_eager(demo_defs):
             continue
         assert condition is not None, key
         labels[key.path[-1]] = condition.get_label()
-    gather = {"attribution_report", "generalization", "feature_table"}
+    gather = {"robustness", "attribution_report", "generalization", "feature_table"}
     assert {labels[k] for k in gather} == {"on_change_after_upstream"}
     assert {labels[s] for s in SOURCES} == {"observe (0 * * * *)"}
     assert {v for k, v in labels.items() if k not in SOURCES | gather} == {"on_change"}
@@ -93,7 +93,7 @@ def test_automation_is_on_by_default_and_never_eager(demo_defs):
     assert {k.path[-1] for k in gpu_targets} == {
         "generator", "generated_images", "embedding_space", "real_embeddings", "generated_embeddings",
         "real_artifacts", "generated_artifacts", "attributor", "raw_control", "baseline", "generalization",
-        "attribution_report", "feature_table", "query_attribution"}
+        "robustness", "attribution_report", "feature_table", "query_attribution"}
     assert not gpu_targets & sensors["automation"].asset_selection.resolve(graph)  # nothing requested twice
 
 
@@ -103,7 +103,7 @@ def test_gpu_jobs_are_tagged_for_the_queue_limit(demo_defs):
     import yaml
 
     tagged = {j.name.split("__")[-1] for j in demo_defs.jobs if j.tags.get("manifpt/gpu") == "true"}
-    assert tagged == {"model_ingestion", "reference", "model_space", "attribution", "baselines", "control",
+    assert tagged == {"model_ingestion", "reference", "model_space", "attribution", "baselines", "control", "robustness",
                       "features", "cross_dataset"}
     instance = yaml.safe_load((Path(__file__).parents[2] / "dagster.yaml").read_text())
     limits = instance["concurrency"]["runs"]["tag_concurrency_limits"]

@@ -11,7 +11,7 @@ ALL_ASSETS = {
     f"bench/{name}" for name in (
         "real_images", "generator", "generated_images", "embedding_space", "real_embeddings", "generated_embeddings",
         "reference_index", "real_artifacts", "generated_artifacts", "attributor", "raw_control", "baseline",
-        "attribution_report", "feature_table",
+        "robustness", "attribution_report", "feature_table",
     )
 }
 

@@ -40,7 +40,7 @@ def test_fashion_mnist_and_zoo_end_to_end(tmp_path):
     data = json.loads((report.path / "report.json").read_text())
     assert data["classes"] == ["real", "dcgan", "vae"]
     # dcgan and vae differ in normalization and loss: NMI is defined there, n/a where they agree (skip)
-    nmi = data["nmi"]["rgb"]
+    nmi = data["nmi"]["methods"]["rgb"]
     assert 0.0 <= nmi["loss"] <= 1.0 and nmi["skip"] is None
     assert set(data["sample_grids"]) == {"dcgan", "vae"}
     # Generators trained for 20 steps are far from real images; real images are the floor.
