@@ -44,8 +44,8 @@ def test_main_run_materializes_everything_then_reuses(tmp_path, monkeypatch, cap
     first = materializations(instance)
     assert {name for name, _ in first} == ALL_ASSETS
     # 1 real + 2x2 per model + 4x4 per space + 2x2x4 per model and space + 4 attributors + 6 baselines
-    # + control + report + feature table
-    assert len(first) == 1 + 4 + 16 + 16 + 4 + 6 + 3
+    # + control + robustness + report + feature table
+    assert len(first) == 1 + 4 + 16 + 16 + 4 + 6 + 4
     assert not any(m.metadata["reused"].value for _, m in first)
     assert all(m.tags.get("dagster/data_version") for _, m in first)
 
