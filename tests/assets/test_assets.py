@@ -34,5 +34,5 @@ def test_gpu_steps_are_in_the_gpu_pool(demo_defs):
     graph = demo_defs.resolve_asset_graph()
     gpu = {k.path[-1] for k in graph.get_all_asset_keys() if graph.get(k).pools == {"gpu"}}
     assert gpu == {"generator", "generated_images", "embedding_space", "real_embeddings", "generated_embeddings",
-                   "real_artifacts", "generated_artifacts", "attributor", "raw_control", "baseline", "generalization",
+                   "real_artifacts", "generated_artifacts", "attributor", "raw_control", "baseline", "robustness", "generalization",
                    "feature_table", "query_attribution"}
