@@ -309,10 +309,11 @@ PROFILES: dict[str, dict[str, Any]] = {
         "zoo": _factorial_zoo(steps=1000),
         "attributor": {"epochs": 6, "patience": 3},
         "artifacts": {"kinds": ["nearest"]},
+        "baselines": {"nataraj_levels": 32},
         "seeds": [0],
-        # One open-set attributor, not one per model left out, and no augmentation twins: the budget goes to NMI.
+        # One open-set attributor, not one per model left out (16 more per method): the budget goes to NMI, model
+        # parsing and the robustness table with the augmented twins.
         "open_set_holdout": "auto",
-        "robustness": {"compare_augment": False},
     },
     # For a GPU machine: more data, more training.
     "full": {

@@ -346,7 +346,7 @@ def run_verify(args: argparse.Namespace) -> int:
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--profile", default=os.environ.get("MANIFPT_PROFILE", "demo"),
-                   help="settings profile: demo (default), tiny or full")
+                   help="settings profile: demo (default), tiny, full or factorial")
     p.add_argument("--config", default=os.environ.get("MANIFPT_CONFIG"), help="TOML file overriding the profile")
     p.add_argument("--home", default=None, help="folder for store/ and dagster/ (default $MANIFPT_HOME or ./.manifpt)")
     p.add_argument("--device", default=None, choices=["auto", "cpu", "cuda"], help="compute device (default auto)")

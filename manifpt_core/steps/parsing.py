@@ -78,7 +78,7 @@ def parsing_markdown(table: dict[str, dict[str, Any]]) -> list[str]:
     names = sorted({name for result in table.values() for name in result["factors"]})
     lines += [("Each design factor of each model is predicted from the fingerprint features of its generated test "
               "samples by a classifier trained on the other models' samples only (leave one model out; standardized "
-              "features, logistic regression weighing every value alike); the model's answer is the majority over "
+              "features, logistic regression weighing every model alike); the model's answer is the majority over "
               "its samples. Accuracy counts held-out models; the majority baseline predicts the value most frequent "
               "among the other models (a tie shares the hit). A method's fingerprints carry a factor to unseen "
               "models where its accuracy is above the baseline, and they carry more than the images show where it "
