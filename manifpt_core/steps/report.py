@@ -24,7 +24,7 @@ from manifpt_core.steps.robustness import robustness_markdown
 from manifpt_core.store import Outcome, Store, class_names, combine_hashes, run_cached
 from manifpt_core.store.records import NMIResult, Report, ReportRow, ReportSummary
 
-REPORT_VERSION = "7"
+REPORT_VERSION = "8"
 
 
 def report_methods(settings: Settings) -> list[Method]:
