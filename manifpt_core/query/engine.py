@@ -30,14 +30,14 @@ from manifpt_core.metrics.openset import MAX_SOFTMAX, ClassStatistics
 from manifpt_core.metrics.parsing import FactorPredictor
 from manifpt_core.names import Method
 from manifpt_core.query.images import QueryImage
-from manifpt_core.spaces import get_space
 from manifpt_core.steps.attribute import CONTROL, seed_networks
+from manifpt_core.steps.augment import method_inputs
 from manifpt_core.steps.index import open_searcher
 from manifpt_core.steps.open_set import knownness, seed_class_statistics
 from manifpt_core.steps.parsing import factor_predictor, factors_of_models
 from manifpt_core.steps.space import Embedder, open_space
 from manifpt_core.store import Store
-from manifpt_core.store.records import ArtifactsSummary, AttributorMetrics
+from manifpt_core.store.records import AttributorMetrics
 from manifpt_core.torch_helpers import resolve_device
 from manifpt_core.zoo.cards import DESIGN_FACTORS
 
@@ -178,20 +178,13 @@ class QueryEngine:
             arrays[space] = artifacts_of_block(searcher, vectors, a.kinds, a.knn_k, a.knn_reg)
         probabilities, scores, features = {}, {}, {}
         for m in self.methods:
-            x = self._inputs(m.method, images, arrays)
+            x = method_inputs(m.method, images, arrays, self.shape)
             outputs = [net.logits(x, return_features=True) for _, net in m.networks]
             probs = np.stack([softmax(logits) for logits, _ in outputs])
             probabilities[str(m.method)] = probs
             scores[str(m.method)] = knownness(m.score_name, probs, [f for _, f in outputs], m.statistics)
             features[str(m.method)] = outputs[0][1]
         return BatchOutputs(arrays, probabilities, scores, features)
-
-    def _inputs(self, method: Method, images: np.ndarray, arrays: dict[str, dict[str, np.ndarray]]) -> np.ndarray:
-        """A method's input, as the attributor step feeds it (see steps.attribute.source_inputs)."""
-        if method.is_control:
-            return images.astype(np.float32) / np.float32(255.0)
-        x = arrays[method.space][ArtifactsSummary.ARRAYS[method.kind]]
-        return x.reshape((len(x), *self.shape)) if get_space(method.space).image_shaped else x
 
     def attribute(self, queries: Sequence[QueryImage], block: int | None = None) -> list[ImageAnswer]:
         """One answer per query image, in order; an image that could not be read keeps its error."""
