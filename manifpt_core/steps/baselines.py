@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
+
+import numpy as np
 
 from manifpt_core.attribution import (
     accuracy,
@@ -22,6 +25,7 @@ from manifpt_core.attribution import (
 )
 from manifpt_core.baselines import (
     CLASSICAL,
+    BaselineSettings,
     augmentation_of,
     features_of,
     fit_classical,
@@ -47,6 +51,15 @@ logger = logging.getLogger(__name__)
 BASELINE_VERSION = "1"
 
 
+def classical_models(name: str, config: BaselineSettings, x_train: np.ndarray, y_train: np.ndarray,
+                     seeds: Sequence[int]) -> list:
+    """A classical baseline's classifier for each seed, fit on its flattened training features ``x_train``."""
+    params = config.params(name)
+    options = {key: params[key] for key in ("c", "k") if key in params}
+    flat = x_train.reshape(len(x_train), -1)
+    return [fit_classical(config.classifier(name), flat, y_train, seed, **options) for seed in seeds]
+
+
 def run_baseline(store: Store, settings: Settings, name: str, models: list[str]) -> Outcome[AttributorMetrics]:
     """Features, classifier per seed, and test metrics of one baseline (``settings.baselines.methods``)."""
     method = Method.of_baseline(name)
@@ -63,11 +76,11 @@ def run_baseline(store: Store, settings: Settings, name: str, models: list[str])
         per_seed, matrices, hashes = [], [], {}
         device = resolve_device(settings.device)
         if classifier in CLASSICAL:
-            flat_tr, flat_te = x_tr.reshape(len(x_tr), -1), x_te.reshape(len(x_te), -1)
-            options = {key: params[key] for key in ("c", "k") if key in params}
+            flat_te = x_te.reshape(len(x_te), -1)
+            models = dict(zip(settings.seeds, classical_models(name, config, x_tr, y_tr, settings.seeds)))
         for seed in settings.seeds:
             if classifier in CLASSICAL:
-                model = fit_classical(classifier, flat_tr, y_tr, seed, **options)
+                model = models[seed]
                 y_pred = model.predict(flat_te)
                 features = standardized(model, flat_te)
                 extra = {}

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from manifpt_core.attribution import Predictor, accuracy, load_attributor, predict
-from manifpt_core.baselines import CLASSICAL, features_of, fit_classical
+from manifpt_core.baselines import CLASSICAL, features_of
 from manifpt_core.config import PERTURBATION_NAMES, Settings
 from manifpt_core.figures import plt
 from manifpt_core.formatting import format_mean_std
@@ -38,6 +38,7 @@ from manifpt_core.steps.attribute import (
     write_metrics,
 )
 from manifpt_core.steps.augment import method_inputs
+from manifpt_core.steps.baselines import classical_models
 from manifpt_core.steps.labels import method_label
 from manifpt_core.store import SPLIT_NAMES, Outcome, Store, class_names, combine_hashes, run_cached
 from manifpt_core.store.records import RobustnessSummary
@@ -193,11 +194,7 @@ def _fit_baselines(store: Store, settings: Settings, train: tuple[np.ndarray, np
         classifier = config.classifier(name)
         if classifier in CLASSICAL:
             images, y = train
-            features = features_of(name, images, config)
-            params = config.params(name)
-            options = {key: params[key] for key in ("c", "k") if key in params}
-            out[name] = [fit_classical(classifier, features.reshape(len(features), -1), y, seed, **options)
-                         for seed in settings.seeds]
+            out[name] = classical_models(name, config, features_of(name, images, config), y, settings.seeds)
         else:
             method = Method.of_baseline(name)
             out[name] = [load_attributor(store.paths.weights(method, seed)) for seed in settings.seeds]
