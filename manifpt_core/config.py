@@ -300,8 +300,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "block_rows": 128,
     },
     # The factorial GAN zoo on one dataset: upsampling x loss x generator normalization varied independently,
-    # so NMI per design factor is not confounded (docs/configuration.md). About 20 minutes on 2 CPU cores, half
-    # of it training the 16 GANs.
+    # so NMI and model parsing per design factor are not confounded (docs/configuration.md gives its cost).
     "factorial": {
         "n_reference": 5000,
         "n_real_class": 500,
