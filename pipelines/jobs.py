@@ -18,7 +18,7 @@ STAGES = (
     ("attribution", ("attributor",), "space", True, "Step 5: the attributors of one space (one per artifact kind)."),
     ("baselines", ("baseline",), "baseline", True, "Step 5: one baseline of the paper's Table 2 on the same splits."),
     ("control", ("raw_control",), "none", True, "Step 5: the raw-image control."),
-    ("robustness", ("robustness",), "none", True,
+    ("robustness_eval", ("robustness",), "none", True,
      "Step 5: every method's accuracy on test images after JPEG, resizing, blur and noise."),
     ("report", ("attribution_report",), "none", False, "Step 5: the report."),
     ("features", ("feature_table",), "none", True,

@@ -17,6 +17,9 @@ CROSS = "cross_dataset/generalization"
 
 def test_the_shipped_code_location_loads():
     assert defs.resolve_asset_graph().get_all_asset_keys()
+    # The repository as the webserver builds it: every op and job name unique (a job named like an asset's op fails
+    # here, not in the asset graph)
+    assert defs.get_repository_def().get_all_jobs()
 
 
 def test_two_datasets_with_five_groups_and_the_query_sets(demo_defs, step_groups):
@@ -103,7 +106,7 @@ def test_gpu_jobs_are_tagged_for_the_queue_limit(demo_defs):
     import yaml
 
     tagged = {j.name.split("__")[-1] for j in demo_defs.jobs if j.tags.get("manifpt/gpu") == "true"}
-    assert tagged == {"model_ingestion", "reference", "model_space", "attribution", "baselines", "control", "robustness",
+    assert tagged == {"model_ingestion", "reference", "model_space", "attribution", "baselines", "control", "robustness_eval",
                       "features", "cross_dataset"}
     instance = yaml.safe_load((Path(__file__).parents[2] / "dagster.yaml").read_text())
     limits = instance["concurrency"]["runs"]["tag_concurrency_limits"]
