@@ -16,6 +16,7 @@ from manifpt_core.metrics.openset import MAHALANOBIS, MAX_SOFTMAX, SCORES, Class
 from manifpt_core.metrics.separability import mean_std
 from manifpt_core.names import Method
 from manifpt_core.steps.attribute import gather_inputs
+from manifpt_core.steps.augment import method_inputs
 from manifpt_core.steps.open_set import class_stats_file, knownness, open_set_holdout, open_set_seeds
 from manifpt_core.steps.report import open_set_lines
 from manifpt_core.store import Store, class_names
@@ -152,7 +153,7 @@ def test_a_query_of_an_unseen_model_uses_the_chosen_score(built):
     classes = class_names(MODELS)
     for method in _methods(settings):
         metrics = store.attributor(method)
-        x = engine._inputs(method, images, out.arrays)
+        x = method_inputs(method, images, out.arrays, engine.shape)
         expected = _brute_knownness(store, method, metrics, x, gather_inputs(store, method, classes)["train"])
         got = [next(m for m in a.methods if m.method == str(method)) for a in answers]
         assert {m.score_name for m in got} == {metrics.open_set.chosen}
