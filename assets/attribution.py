@@ -28,6 +28,24 @@ from manifpt_core.store import Outcome
 from manifpt_core.store.records import AttributorMetrics
 
 GROUP = "attribution"
+RETRAIN_TAG = "manifpt/retrain"  # a run tagged "full" retrains the attributors from scratch (the full-retrain schedules)
+
+
+def retrain_of(context: dg.AssetExecutionContext) -> str | None:
+    """The run's ``manifpt/retrain`` tag (``enroll`` or ``full``), else None: the settings' attribution.retrain."""
+    return context.run.tags.get(RETRAIN_TAG)
+
+
+def training_line(metrics: AttributorMetrics) -> str:
+    """How a method got its classes, for metadata and the report: trained in full when, or enrolled what when."""
+    info = metrics.training
+    if info is None:
+        return "trained in full (before enrollment existed)"
+    if info.mode == "full":
+        return f"trained in full at {info.trained_at}"
+    removed = f"; dropped {', '.join(info.removed)}" if info.removed else ""
+    return (f"enrolled {', '.join(info.enrolled) or 'nothing'} (last at {info.enrolled_at}) into the network "
+            f"trained in full at {info.trained_at} on {len(info.trunk_classes)} classes{removed}")
 
 
 def registered_models(context: dg.AssetExecutionContext, ds: DatasetSpec) -> list[str]:
@@ -45,6 +63,9 @@ def _attribution_result(context, outcomes: list[Outcome[AttributorMetrics]]) -> 
                                                           name.replace("_", " "))
                for o in outcomes for name in ("confusion", "per_class")}
     table = dg.MetadataValue.md(seed_table_markdown([o.summary for o in outcomes]))
+    training = {o.summary.method: training_line(o.summary) for o in outcomes if o.summary.training is not None}
+    if training:
+        figures["training"] = dg.MetadataValue.md("\n".join(f"- {m}: {line}" for m, line in training.items()))
     outcome = outcomes[0] if len(outcomes) == 1 else combine_outcomes(outcomes)
     return to_result(context, outcome, accuracy_table=table, **figures)
 
@@ -63,7 +84,8 @@ def build(ds: DatasetSpec) -> list[dg.AssetsDefinition]:
         store, settings = manifpt.store(ds.name), manifpt.settings(ds.name)
         models = registered_models(context, ds)
         space = context.partition_key
-        return _attribution_result(context, [train_attributors(store, settings, Method.artifacts(space, kind), models)
+        return _attribution_result(context, [train_attributors(store, settings, Method.artifacts(space, kind), models,
+                                                               retrain_of(context))
                                              for kind in settings.artifacts.kinds])
 
     @step_asset(key=ds.key("raw_control"), group_name=GROUP, code_version=ATTRIBUTOR_VERSION,
@@ -72,7 +94,8 @@ def build(ds: DatasetSpec) -> list[dg.AssetsDefinition]:
     def raw_control(context: dg.AssetExecutionContext, manifpt: ManifptResource) -> dg.MaterializeResult:
         """The control: the same network and protocol trained on the raw images instead of artifacts."""
         store, settings = manifpt.store(ds.name), manifpt.settings(ds.name)
-        return _attribution_result(context, [train_attributors(store, settings, CONTROL, registered_models(context, ds))])
+        return _attribution_result(context, [train_attributors(store, settings, CONTROL, registered_models(context, ds),
+                                                               retrain_of(context))])
 
     built = [attributor, raw_control]
     if ds.baselines:

@@ -64,6 +64,28 @@ class RobustnessSettings:
                              f"{list(PERTURBATION_NAMES)} (an empty list turns the robustness table off)")
 
 
+RETRAIN_CHOICES = ("enroll", "full")
+
+
+@dataclass(frozen=True)
+class AttributionSettings:
+    """How attributors follow the set of generative models (docs/configuration.md). ``retrain``: ``enroll``
+    adds a new model as a new output class on the stored attributor's frozen features (only the head's new rows
+    are trained; the old rows are kept) and drops a removed model's row; ``full`` trains every attributor from
+    scratch on all models. A store without an attributor to start from always trains in full.
+    ``full_retrain_cron``: when the full-retrain schedule runs (it is off until turned on in the UI)."""
+
+    retrain: str = "enroll"
+    full_retrain_cron: str = "0 3 * * 0"
+
+    def __post_init__(self) -> None:
+        if self.retrain not in RETRAIN_CHOICES:
+            raise InputError(f"attribution.retrain = {self.retrain!r} is not one of {list(RETRAIN_CHOICES)}")
+        if len(self.full_retrain_cron.split()) != 5:
+            raise InputError(f"attribution.full_retrain_cron = {self.full_retrain_cron!r} is not a cron expression "
+                             "of five fields, e.g. '0 3 * * 0' (Sundays at 03:00)")
+
+
 @dataclass(frozen=True)
 class SourceSettings:
     """Where the real images (and, for ``folder``, the generated ones) come from.
@@ -177,6 +199,7 @@ class Settings:
     follow_symlinks: bool = False
     checks: ChecksSettings = field(default_factory=ChecksSettings)
     robustness: RobustnessSettings = field(default_factory=RobustnessSettings)
+    attribution: AttributionSettings = field(default_factory=AttributionSettings)
     # Pixel-like spaces (rgb, freq): an array of one source in one space larger than this (GB of float32) is not
     # stored but derived on read from the images: its embeddings, and its artifacts from the neighbours (scale.md).
     derive_above_gb: float = setting(4.0, ge=0)

@@ -48,10 +48,33 @@ def resolve_device(name: str) -> str:
     return name
 
 
-def autocast_for(device: str) -> contextlib.AbstractContextManager:
-    """bf16 autocast on CUDA (faster, no loss scaling needed); a no-op on CPU, where it rarely pays."""
-    if device.startswith("cuda"):
-        return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+def cpu_has_bf16() -> bool:
+    """Whether this CPU computes bf16 natively (AVX-512 BF16 or AMX), so bf16 autocast is faster than fp32; on
+    other CPUs torch emulates it, slower than fp32."""
+    return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+def resolve_precision(precision: str, device: str) -> str:
+    """``fp32`` or ``bf16`` for a precision setting: ``auto`` is bf16 on CUDA and on a CPU with native bf16
+    (:func:`cpu_has_bf16`), fp32 otherwise; ``fp32`` and ``bf16`` are kept as given."""
+    if precision not in PRECISIONS:
+        raise InputError(f"precision {precision!r} is not one of {list(PRECISIONS)}")
+    if precision != "auto":
+        return precision
+    return "bf16" if device.startswith("cuda") or cpu_has_bf16() else "fp32"
+
+
+def autocast_for(device: str, precision: str | None = None) -> contextlib.AbstractContextManager:
+    """bf16 autocast where ``precision`` (see :func:`resolve_precision`) resolves to bf16, a no-op for fp32.
+    Without ``precision``: bf16 on CUDA (faster, no loss scaling needed), fp32 on CPU (what the encoders and
+    the zoo train and embed with)."""
+    cuda = device.startswith("cuda")
+    resolved = ("bf16" if cuda else "fp32") if precision is None else resolve_precision(precision, device)
+    if resolved == "bf16":
+        return torch.autocast(device_type="cuda" if cuda else "cpu", dtype=torch.bfloat16)
     return contextlib.nullcontext()
 
 

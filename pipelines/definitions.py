@@ -16,6 +16,7 @@ from pipelines.automation import automation_sensors
 from pipelines.discovery import build_discovery
 from pipelines.jobs import build_cross_dataset_job, build_jobs, build_observation_jobs
 from pipelines.queries import build_query_sensor
+from pipelines.retrain import build_retrain_schedules
 
 # What `manifpt ui` hands to the code location it starts (a separate process): read once, when it loads.
 ENV_HOME, ENV_PROFILE, ENV_CONFIG, ENV_DEVICE = "MANIFPT_HOME", "MANIFPT_PROFILE", "MANIFPT_CONFIG", "MANIFPT_DEVICE"
@@ -54,7 +55,7 @@ def build_definitions(resource: ManifptResource, dask: DaskResource | None = Non
         asset_checks=asset_checks,
         jobs=jobs,
         sensors=[sensor, build_query_sensor(), *automation_sensors(gpu_keys)],
-        schedules=schedules,
+        schedules=[*schedules, *build_retrain_schedules(jobs, specs, list(resource.datasets()))],
         resources={"manifpt": resource, "dask": dask or DaskResource()},
     )
 

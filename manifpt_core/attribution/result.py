@@ -13,6 +13,7 @@ from torch import nn
 from manifpt_core.attribution.networks import MLP, ResNet50Attributor, SmallResNet
 from manifpt_core.errors import InputError
 from manifpt_core.settings_loader import positive, setting
+from manifpt_core.torch_helpers import PRECISIONS
 
 NETWORKS = ("small_resnet", "resnet50")
 AUGMENTS = ("none", "perturb")  # attributor.augment: see FitSettings
@@ -35,12 +36,17 @@ class FitSettings:
     # Artifact attributors: "perturb" replaces half the training samples' artifacts by those of a randomly
     # post-processed copy of the image (JPEG, resize, blur or noise), recomputed against the stored index.
     augment: str = "none"
+    # "auto": bf16 autocast on CUDA and on CPUs with native bf16 (AVX-512 BF16 / AMX), fp32 elsewhere; a trained
+    # attributor stores the precision it was trained in, and predicts in it.
+    precision: str = "auto"
 
     def __post_init__(self) -> None:
         if self.network not in NETWORKS:
             raise InputError(f"attributor.network = {self.network!r} is not one of {NETWORKS}")
         if self.augment not in AUGMENTS:
             raise InputError(f"attributor.augment = {self.augment!r} is not one of {AUGMENTS}")
+        if self.precision not in PRECISIONS:
+            raise InputError(f"attributor.precision = {self.precision!r} is not one of {PRECISIONS}")
         if self.weights is not None and self.network != "resnet50":
             raise InputError("attributor.weights initialises a ResNet-50: set attributor.network = 'resnet50'")
         # Values are coerced to plain int/float/tuple (numpy scalars from configs are fine) so

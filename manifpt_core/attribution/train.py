@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable
 
@@ -19,7 +20,7 @@ from manifpt_core.attribution.metrics import accuracy, confusion_matrix
 from manifpt_core.attribution.persistence import load_attributor, save_attributor
 from manifpt_core.attribution.result import FitResult, FitSettings, build_network
 from manifpt_core.errors import InputError
-from manifpt_core.torch_helpers import autocast_for, channel_stats, per_channel, resolve_device
+from manifpt_core.torch_helpers import autocast_for, channel_stats, per_channel, resolve_device, resolve_precision
 
 # accuracy, confusion_matrix, save/load, channel_stats and resolve_device live in other modules and are
 # re-exported here so the whole training API can be imported from one place.
@@ -52,7 +53,9 @@ def _batch(x: np.ndarray, index: np.ndarray | slice, mean: torch.Tensor, std: to
     if augment is not None:
         xb = augment[0](xb, augment[1])
     xb = torch.from_numpy(np.ascontiguousarray(xb)).to(mean.device, non_blocking=True)
-    return (xb - mean) / std
+    xb = (xb - mean) / std
+    # Image batches channels-last, as the networks' weights are (faster convolutions on CPU and GPU).
+    return xb.contiguous(memory_format=torch.channels_last) if xb.ndim == 4 else xb
 
 
 def _evaluate(
@@ -63,17 +66,21 @@ def _evaluate(
     device: str,
     batch_size: int,
     want_features: bool,
+    precision: str,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Logits (float32, CPU) and optionally pooled features for all of x, in batches."""
+    """Logits (float32, CPU) and optionally pooled features for all of x, in batches, in ``precision``."""
     logits, feats = [], []
     net.eval()
-    with torch.inference_mode(), autocast_for(device):
+    with torch.inference_mode():
         for start in range(0, len(x), batch_size):
             xb = _batch(x, slice(start, start + batch_size), mean_t, std_t)
-            f = net.features(xb)
-            logits.append(net.head(f).float().cpu())
+            with autocast_for(device, precision):
+                f = net.features(xb).float()
+            # The head in float32 whatever the precision: an enrolled class's logits (manifpt_core.attribution.enroll)
+            # are computed from stored features exactly so.
+            logits.append(net.head(f).cpu())
             if want_features:
-                feats.append(f.float().cpu())
+                feats.append(f.cpu())
     return torch.cat(logits), (torch.cat(feats) if want_features else None)
 
 
@@ -87,6 +94,7 @@ def _train_epoch(
     order_gen: torch.Generator,
     batch_size: int,
     device: str,
+    precision: str,
     augment: tuple[Augment, np.random.Generator] | None = None,
 ) -> tuple[float, float]:
     """One pass over (x, y) in an order drawn from ``order_gen``, each batch through ``augment`` when given;
@@ -98,7 +106,7 @@ def _train_epoch(
         index = order[start : start + batch_size]
         xb = _batch(x, index, mean_t, std_t, augment)
         yb = y[index].to(device, non_blocking=True)
-        with autocast_for(device):
+        with autocast_for(device, precision):
             logits = net(xb)
         # Loss in float32: bf16 logits would make the softmax needlessly coarse.
         loss = F.cross_entropy(logits.float(), yb)
@@ -130,7 +138,8 @@ def fit_attributor(
     training stops after ``settings.patience`` epochs without improvement. Seeds torch's
     global RNG with ``seed`` (weight init) and shuffles with a generator seeded by ``seed``,
     so on CPU the same seed gives identical results. ``device`` may be auto/cpu/cuda;
-    on CUDA training runs in bf16 autocast. ``augment(batch, rng)``, when given, transforms each
+    ``settings.precision`` ``auto`` trains in bf16 autocast on CUDA and on CPUs with native bf16, else fp32;
+    the result keeps the precision used, so predictions run in it too. ``augment(batch, rng)``, when given, transforms each
     training batch (validation and test inputs never), with an rng seeded by ``seed``.
     """
     if not isinstance(settings, FitSettings):
@@ -149,6 +158,8 @@ def fit_attributor(
             f"classes needs training samples (or lower num_classes)"
         )
     device = resolve_device(device)
+    precision = resolve_precision(settings.precision, device)
+    settings = dataclasses.replace(settings, precision=precision)
 
     mean, std = channel_stats(x_train)
     in_channels, input_ndim = x_train.shape[1], x_train.ndim
@@ -157,6 +168,8 @@ def fit_attributor(
     torch.manual_seed(int(seed))
     order_gen = torch.Generator().manual_seed(int(seed))
     net = build_network(settings, in_channels, num_classes, input_ndim).to(device)
+    if input_ndim == 4:
+        net = net.to(memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(net.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
     y_train_t = torch.from_numpy(y_train)
     augmenting = (augment, np.random.default_rng(int(seed))) if augment is not None else None
@@ -166,9 +179,10 @@ def fit_attributor(
     with tqdm(range(1, settings.epochs + 1), desc="fit attributor", unit="epoch", disable=not progress) as bar:
         for epoch in bar:
             train_loss, train_acc = _train_epoch(
-                net, optimizer, x_train, y_train_t, mean_t, std_t, order_gen, settings.batch_size, device, augmenting
-            )
-            val_logits, _ = _evaluate(net, x_val, mean_t, std_t, device, max(settings.batch_size, 512), False)
+                net, optimizer, x_train, y_train_t, mean_t, std_t, order_gen, settings.batch_size, device, precision,
+                augmenting)
+            val_logits, _ = _evaluate(net, x_val, mean_t, std_t, device, max(settings.batch_size, 512), False,
+                                      precision)
             val_acc = float((val_logits.argmax(1).numpy() == y_val).mean())
             row = {
                 "epoch": epoch,
@@ -215,6 +229,8 @@ class Predictor:
             raise InputError(f"result must be a FitResult, got {type(result).__name__}")
         self.result, self.device = result, resolve_device(device)
         self.net = result.build_network().to(self.device)
+        if result.input_ndim == 4:
+            self.net = self.net.to(memory_format=torch.channels_last)
         ndim = result.input_ndim
         self.mean = per_channel(torch.from_numpy(np.asarray(result.mean, np.float32)), ndim).to(self.device)
         self.std = per_channel(torch.from_numpy(np.asarray(result.std, np.float32)), ndim).to(self.device)
@@ -229,7 +245,8 @@ class Predictor:
             kind = "images (N, C, H, W)" if result.input_ndim == 4 else "vectors (N, D)"
             raise InputError(f"this attributor was trained on {kind}; x has shape {x.shape}")
         x = check_artifacts(x, "x", in_channels=result.in_channels)
-        logits, feats = _evaluate(self.net, x, self.mean, self.std, self.device, batch_size, return_features)
+        logits, feats = _evaluate(self.net, x, self.mean, self.std, self.device, batch_size, return_features,
+                                  result.settings.precision)
         return (logits.numpy(), feats.numpy()) if return_features else logits.numpy()
 
     def proba(self, x: np.ndarray, batch_size: int = 512) -> np.ndarray:

@@ -24,14 +24,23 @@ from manifpt_core.attribution import (
     predict_logits,
     save_attributor,
 )
-from manifpt_core.config import Settings
+from manifpt_core.config import RETRAIN_CHOICES, Settings
 from manifpt_core.errors import InputError
 from manifpt_core.figures import save_confusion_matrix, save_per_class_bars
 from manifpt_core.metrics.separability import fd_ratio, mean_std
 from manifpt_core.names import Method
 from manifpt_core.spaces import get_space
 from manifpt_core.steps.augment import augmented_training_inputs
-from manifpt_core.steps.open_set import open_set_outcome, open_set_settings
+from manifpt_core.steps.enroll import (
+    enroll_attributors,
+    enrollment_base,
+    features_file,
+    network_features,
+    now,
+    save_features,
+    split_features,
+)
+from manifpt_core.steps.open_set import open_set_holdout, open_set_outcome, open_set_settings
 from manifpt_core.store import (
     SPLIT_NAMES,
     Outcome,
@@ -43,12 +52,12 @@ from manifpt_core.store import (
 )
 from manifpt_core.store.hashing import file_hash
 from manifpt_core.store.layout import METRICS_FILE
-from manifpt_core.store.records import AttributorMetrics, MethodsSummary, SeedResult
-from manifpt_core.torch_helpers import resolve_device
+from manifpt_core.store.records import AttributorMetrics, MethodsSummary, SeedResult, TrainingInfo
+from manifpt_core.torch_helpers import resolve_device, resolve_precision
 
 logger = logging.getLogger(__name__)
 
-ATTRIBUTOR_VERSION = "5"
+ATTRIBUTOR_VERSION = "6"
 FEATURES_FILE = "test_features.npz"  # penultimate features and labels of the test set (first seed)
 CONTROL = Method.control()  # the same network on the raw images instead of artifacts
 
@@ -93,33 +102,60 @@ def input_hashes(store: Store, method: Method, classes: list[str]) -> dict[str, 
     return {name: store.source(name).record.content_hash for name in classes}
 
 
-def train_attributors(store: Store, settings: Settings, method: Method, models: list[str]
-                      ) -> Outcome[AttributorMetrics]:
-    """Train one attributor per seed on a method's inputs (a space's artifacts of one kind, or the raw images)."""
+def train_attributors(store: Store, settings: Settings, method: Method, models: list[str],
+                      retrain: str | None = None) -> Outcome[AttributorMetrics]:
+    """Train one attributor per seed on a method's inputs (a space's artifacts of one kind, or the raw images).
+
+    ``retrain`` (default ``settings.attribution.retrain``): ``enroll`` enrolls the models the stored attributor
+    lacks into it when it can (manifpt_core.steps.enroll), ``full`` trains from scratch."""
     if method.is_baseline:
         raise InputError(f"{method} is a baseline: run it with steps.run_baseline")
+    retrain = retrain or settings.attribution.retrain
+    if retrain not in RETRAIN_CHOICES:
+        raise InputError(f"retrain = {retrain!r} is not one of {list(RETRAIN_CHOICES)}")
     classes = class_names(models)
     inputs = {**input_hashes(store, method, classes), **augment_input_hashes(store, method, classes,
                                                                               settings.attributor)}
     fit = settings.attributor
+    device = resolve_device(settings.device)
+    step_settings = {"fit": fit_fingerprint(fit, device), "seeds": list(settings.seeds), "classes": classes,
+                     **open_set_settings(settings, classes), **augment_settings(settings, fit)}
+    folder = store.method_dir(method)
+    base = (enrollment_base(folder, "attributor", ATTRIBUTOR_VERSION, inputs, step_settings, classes)
+            if retrain == "enroll" else None)
+    network = "resnet" if method.is_control or get_space(method.space).image_shaped else "mlp"
 
     def compute(tmp: Path, fp: str) -> tuple[str, AttributorMetrics]:
-        device = resolve_device(settings.device)
+        if base is not None:
+            added = [c for c in classes if c not in base.classes]
+            data = training_data(store, settings, method, added, fit, device) if added else None
+            fresh = [network_features(load_attributor(base.folder / f"seed{s}.pt"), data, added, device)
+                     if data else {split: {} for split in SPLIT_NAMES} for s in settings.seeds]
+            enrolled = enroll_attributors(base, fresh, classes, list(settings.seeds), fit.weight_decay, tmp,
+                                          str(method), network, settings.open_set_accept,
+                                          open_set_holdout(settings, classes), seed_metrics, FEATURES_FILE)
+            write_metrics(tmp, enrolled.metrics)
+            return combine_hashes(enrolled.hashes), enrolled.metrics
         data = training_data(store, settings, method, classes, fit, device)
-        x_tr, n_split = data["train"][0], tuple(len(data[split][1]) for split in SPLIT_NAMES)
+        n_split = tuple(len(data[split][1]) for split in SPLIT_NAMES)
         tmp.mkdir(parents=True)
         fits = fit_seeds(data, classes, fit, settings.seeds, device, tmp, str(method))
         open_set, point, stats_hashes = open_set_outcome(tmp, data, classes, settings, device)
-        metrics = seed_metrics(tmp, str(method), "resnet" if x_tr.ndim == 4 else "mlp", classes, fits.per_seed,
-                               fits.matrices, n_split=n_split,
-                               open_set=open_set, features_file=FEATURES_FILE, operating_point=point)
+        training = TrainingInfo(mode="full", trained_at=now(), trunk_classes=classes, enrolled=[])
+        metrics = seed_metrics(tmp, str(method), network, classes, fits.per_seed,
+                               fits.matrices, n_split=n_split, open_set=open_set, features_file=FEATURES_FILE,
+                               operating_point=point, training=training)
         write_metrics(tmp, metrics)
         return combine_hashes({**fits.weight_hashes, **stats_hashes}), metrics
 
-    return run_cached(store.method_dir(method), "attributor", ATTRIBUTOR_VERSION, inputs,
-                      {"fit": asdict(fit), "seeds": list(settings.seeds), "classes": classes,
-                       **open_set_settings(settings, classes),
-                       **augment_settings(settings, fit)}, compute, AttributorMetrics)
+    training = base.descriptor(classes) if base is not None else {"mode": "full"}
+    return run_cached(folder, "attributor", ATTRIBUTOR_VERSION, inputs, {**step_settings, "training": training},
+                      compute, AttributorMetrics)
+
+
+def fit_fingerprint(fit: FitSettings, device: str) -> dict[str, object]:
+    """The attributor settings as a fingerprint reads them, with the precision ``auto`` resolves to here."""
+    return {**asdict(fit), "precision": resolve_precision(fit.precision, device)}
 
 
 def augment_input_hashes(store: Store, method: Method, classes: list[str], fit: FitSettings) -> dict[str, str]:
@@ -180,6 +216,10 @@ def fit_seeds(data: Split, classes: list[str], fit: FitSettings, seeds: tuple[in
                                         history=result.history))
         if seed == seeds[0]:  # the features the report draws (t-SNE) and clusters (NMI)
             np.savez(folder / FEATURES_FILE, features=features, labels=y_te)
+        # Every split's features, per class: what enrolling a new model into this network reuses.
+        save_features(folder / features_file(seed), network_features(result, {k: data[k] for k in ("train", "val")},
+                                                                     classes, device)
+                      | {"test": split_features({"test": features}, {"test": y_te}, classes)["test"]})
         save_attributor(result, folder / f"seed{seed}.pt")
         fits.weight_hashes[str(seed)] = file_hash(folder / f"seed{seed}.pt")
         logger.info("attributor %s seed %d: test accuracy %.4f", name, seed, acc)

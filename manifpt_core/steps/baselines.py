@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Sequence
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +35,7 @@ from manifpt_core.metrics.separability import fd_ratio
 from manifpt_core.names import Method
 from manifpt_core.steps.attribute import (
     CONTROL,
+    fit_fingerprint,
     gather_inputs,
     input_hashes,
     seed_metrics,
@@ -108,6 +108,6 @@ def run_baseline(store: Store, settings: Settings, name: str, models: list[str])
 
     step_settings = {"parameters": params, "seeds": list(settings.seeds), "classes": classes}
     if classifier == "cnn":
-        step_settings["fit"] = asdict(settings.attributor)
+        step_settings["fit"] = fit_fingerprint(settings.attributor, resolve_device(settings.device))
     return run_cached(store.method_dir(method), "baseline", BASELINE_VERSION, inputs, step_settings, compute,
                       AttributorMetrics)

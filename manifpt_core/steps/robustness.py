@@ -31,6 +31,7 @@ from manifpt_core.names import Method
 from manifpt_core.perturb import perturb
 from manifpt_core.steps.attribute import (
     CONTROL,
+    fit_fingerprint,
     fit_seeds,
     gather_inputs,
     seed_metrics,
@@ -97,7 +98,8 @@ def _step_settings(settings: Settings, classes: list[str]) -> dict[str, Any]:
            "baselines": {name: config.params(name) for name in config.methods},
            "artifacts": settings.artifacts.settings(), "search": settings.search.settings()}
     if r.compare_augment:
-        out["twins"] = {"fit": dataclasses.asdict(settings.attributor), "augment": twin_augment(settings),
+        out["twins"] = {"fit": fit_fingerprint(settings.attributor, resolve_device(settings.device)),
+                        "augment": twin_augment(settings),
                         "augment_seed": settings.data_seed}
     return out
 

@@ -252,6 +252,20 @@ class OperatingPoint(Summary):
 
 
 @dataclass(frozen=True)
+class TrainingInfo(Summary):
+    """How an attributor got its classes (``attribution.retrain``): ``full``, trained from scratch on them, or
+    ``enrolled``, its network trained in full on ``trunk_classes`` at ``trained_at`` and the models of
+    ``enrolled`` added since as new output classes on its frozen features (the last at ``enrolled_at``)."""
+
+    mode: str  # "full" or "enrolled"
+    trained_at: str  # ISO 8601 UTC: when the network below the head was trained
+    trunk_classes: list[str]
+    enrolled: list[str]  # models enrolled since the full training (and still registered), in order
+    enrolled_at: str | None = None  # ISO 8601 UTC: the last enrollment
+    removed: list[str] | None = None  # models of trunk_classes whose rows were dropped since
+
+
+@dataclass(frozen=True)
 class AttributorMetrics(Summary):
     """``attributors/<method>/metrics.json`` or ``baselines/<name>/metrics.json``: test metrics over seeds."""
 
@@ -277,6 +291,7 @@ class AttributorMetrics(Summary):
     parameters: dict[str, Any] | None = None  # baselines: the settings it read
     feature_shape: list[int] | None = None  # baselines: the classifier's input shape
     operating_point: OperatingPoint | None = None  # attributors and the control: the open-set threshold
+    training: TrainingInfo | None = None  # attributors and the control: full training or enrollment, and when
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> AttributorMetrics:
@@ -286,6 +301,8 @@ class AttributorMetrics(Summary):
             data["open_set"] = OpenSetResult.from_dict(data["open_set"])
         if data.get("operating_point") is not None:
             data["operating_point"] = OperatingPoint.from_dict(data["operating_point"])
+        if data.get("training") is not None:
+            data["training"] = TrainingInfo.from_dict(data["training"])
         return super().from_dict(data)
 
 

@@ -1,0 +1,127 @@
+"""Enrolling a new model into stored attributors (attribution.retrain = "enroll") and the full retrain."""
+
+import numpy as np
+import pytest
+import torch
+
+from manifpt_core import steps
+from manifpt_core.attribution import fit_attributor, load_attributor, predict_logits
+from manifpt_core.config import settings_from_dict
+from manifpt_core.errors import InputError
+from manifpt_core.names import Method
+from manifpt_core.steps.attribute import CONTROL, gather_inputs
+from manifpt_core.steps.enroll import features_file
+from manifpt_core.store import Store, class_names
+
+OLD, NEW = ["alpha", "beta"], ["alpha", "beta", "gamma"]
+METHODS = [Method.parse("rgb"), CONTROL]
+
+
+def _settings(root, **overrides):
+    data = {"profile": "test", "dataset": "bench", "source": {"kind": "folder", "path": str(root)},
+            "n_reference": 120, "n_real_class": 60, "zoo": [], "spaces": ["rgb"], "seeds": [0, 1],
+            "attributor": {"epochs": 3, "patience": 3, "batch_size": 16, "widths": [8, 16]},
+            "artifacts": {"kinds": ["nearest"], "knn_k": 4}, "baselines": {"methods": []},
+            "chunk_rows": 16, "block_rows": 32, "device": "cpu"}
+    data.update(overrides)
+    return settings_from_dict(data)
+
+
+@pytest.fixture(scope="module")
+def enrolled(tmp_path_factory, benchmark_factory, png_writer):
+    """A store of real, alpha, beta and gamma (diagonal stripes) whose attributors were trained on alpha and
+    beta, then enrolled gamma; with the attributors trained without gamma, copied before the enrollment."""
+    work = tmp_path_factory.mktemp("enroll")
+    root = benchmark_factory(work / "bench")
+    rng = np.random.default_rng(11)
+    yy, xx = np.mgrid[0:12, 0:12]
+    png_writer(root / "gamma", np.clip(rng.uniform(0, 200, (60, 12, 12)) + 60.0 * ((yy - xx) % 4 == 0), 0,
+                                       255).astype(np.uint8)[:, None])
+    settings = _settings(root)
+    store = Store(work / "store", "bench")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        steps.ingest_real(store, settings)
+        for model in NEW:
+            steps.materialize_generator(store, settings, model)
+            steps.ingest_generated(store, settings, model)
+        steps.materialize_space(store, settings, "rgb")
+        for source in ["real", *NEW]:
+            steps.embed_source(store, settings, "rgb", source)
+        steps.build_index(store, settings, "rgb")
+        for source in ["real", *NEW]:
+            steps.materialize_artifacts(store, settings, "rgb", source)
+        before = {}
+        for method in METHODS:
+            steps.train_attributors(store, settings, method, OLD)
+            before[method] = {s: load_attributor(store.paths.weights(method, s)) for s in settings.seeds}
+        outcomes = {method: steps.train_attributors(store, settings, method, NEW) for method in METHODS}
+    finally:
+        torch.set_num_threads(threads)
+    return settings, store, before, outcomes
+
+
+@pytest.mark.parametrize("method", METHODS, ids=str)
+def test_enrolling_adds_the_class_and_keeps_old_predictions(enrolled, method):
+    settings, store, before, outcomes = enrolled
+    metrics = store.attributor(method)
+    assert not outcomes[method].reused
+    assert metrics.classes == class_names(NEW)
+    assert metrics.training.mode == "enrolled" and metrics.training.enrolled == ["gamma"]
+    assert metrics.training.trunk_classes == class_names(OLD) and metrics.training.enrolled_at is not None
+    test = gather_inputs(store, method, class_names(NEW))["test"]
+    old_classes, new_classes = class_names(OLD), class_names(NEW)
+    kept = [new_classes.index(c) for c in old_classes]
+    for seed in settings.seeds:
+        old_logits = predict_logits(before[method][seed], test[0])
+        new_logits = predict_logits(load_attributor(store.paths.weights(method, seed)), test[0])
+        # Head only: every old class's logit is what the attributor trained without gamma gave.
+        np.testing.assert_allclose(new_logits[:, kept], old_logits, rtol=1e-4, atol=1e-4)
+        on_old = test[1] != new_classes.index("gamma")
+        old_pred = np.array(old_classes)[old_logits.argmax(1)][on_old]
+        new_pred = np.array(new_classes)[new_logits.argmax(1)][on_old]
+        assert set(new_pred[old_pred != new_pred]) <= {"gamma"}
+    # The stored test accuracy is the enrolled networks' own.
+    y = test[1]
+    accs = [float((predict_logits(load_attributor(store.paths.weights(method, s)), test[0]).argmax(1) == y).mean())
+            for s in settings.seeds]
+    np.testing.assert_allclose([s.test_accuracy for s in metrics.per_seed], accs)
+    # Open set: gamma's row is measured on the attributor trained without it.
+    assert "gamma" in [r.held_out for r in metrics.open_set.rows]
+    assert metrics.operating_point.n_val == len(gather_inputs(store, method, new_classes)["val"][1])
+
+
+def test_a_second_run_reuses_the_enrolled_attributor(enrolled):
+    settings, store, _, _ = enrolled
+    outcome = steps.train_attributors(store, settings, METHODS[0], NEW)
+    assert outcome.reused
+
+
+def test_full_retrain_is_todays_training(enrolled):
+    """retrain = full trains from scratch on every class: the weights a direct training gives, bit for bit."""
+    settings, store, _, _ = enrolled
+    method = METHODS[0]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        outcome = steps.train_attributors(store, settings, method, NEW, retrain="full")
+        data = gather_inputs(store, method, class_names(NEW))
+        direct = fit_attributor(*data["train"], *data["val"], len(class_names(NEW)), settings.attributor,
+                                seed=settings.seeds[0], progress=False)
+    finally:
+        torch.set_num_threads(threads)
+    assert not outcome.reused
+    metrics = store.attributor(method)
+    assert metrics.training.mode == "full" and metrics.training.enrolled == []
+    stored = load_attributor(store.paths.weights(method, settings.seeds[0]))
+    assert all(torch.equal(stored.state_dict[k], direct.state_dict[k]) for k in direct.state_dict)
+    assert (store.method_dir(method) / features_file(settings.seeds[0])).is_file()
+    # Enrolling again finds every model present: the full training is reused as it is.
+    assert steps.train_attributors(store, settings, method, NEW).reused
+
+
+def test_a_bad_retrain_value_is_refused(enrolled):
+    settings, store, _, _ = enrolled
+    with pytest.raises(InputError, match="retrain"):
+        steps.train_attributors(store, settings, METHODS[0], NEW, retrain="partial")
