@@ -31,7 +31,7 @@ from manifpt_core.store.file_hashes import FileHashCache, Observation
 from manifpt_core.store.hashing import text_hash
 from manifpt_core.store.layout import CHECKPOINT_FILE, GRID_FILE
 from manifpt_core.store.records import GeneratorSummary
-from manifpt_core.torch_helpers import resolve_device
+from manifpt_core.torch_helpers import resolve_device, resolve_precision
 from manifpt_core.zoo import ModelCard, get_family, load_checkpoint, save_checkpoint
 
 logger = logging.getLogger(__name__)
@@ -62,8 +62,11 @@ def materialize_generator(store: Store, settings: Settings, model: str) -> Outco
         return content_hash, GeneratorSummary(kind="zoo", family=card.family, image_shape=list(shape),
                                               trained_on=len(reference), card=card.to_dict(), grid=GRID_FILE)
 
+    # The precision "auto" resolves to here: bf16 and fp32 training give different weights.
+    precision = resolve_precision(card.train.precision, resolve_device(settings.device))
     return run_cached(store.paths.generator(model), "generator", GENERATOR_VERSION, inputs,
-                      {"card": card.to_dict(), "device_kind": "any"}, compute, GeneratorSummary)
+                      {"card": card.to_dict(), "device_kind": "any", "precision": precision}, compute,
+                      GeneratorSummary)
 
 
 def scan_model_folders(settings: Settings) -> ModelFolders:

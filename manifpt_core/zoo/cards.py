@@ -23,6 +23,7 @@ from manifpt_core.errors import InputError
 from manifpt_core.names import NAME_PATTERN
 from manifpt_core.names import NAME_RULE as NAME_REGEX
 from manifpt_core.settings_loader import Label, load, positive, setting
+from manifpt_core.torch_helpers import PRECISIONS
 
 # The six design factors of the ManiFPT paper (Table 5) and their allowed values.
 DESIGN_FACTORS: dict[str, tuple[str, ...]] = {
@@ -112,10 +113,14 @@ class TrainSettings:
     latent_dim: int = positive()
     width: int = positive()
     beta: float = positive(1.0)
+    # "auto": bf16 autocast on CUDA and on CPUs with native bf16 (AVX-512 BF16 / AMX), fp32 elsewhere; "fp32", "bf16"
+    precision: str = "auto"
 
     def __post_init__(self) -> None:
         for key in ("steps", "batch_size", "latent_dim", "width"):
             _check_int(getattr(self, key), f"train.{key}", 1)
+        if self.precision not in PRECISIONS:
+            raise InputError(f"train.precision = {self.precision!r} is not one of {list(PRECISIONS)}")
         # Stored as float so that lr=1 and lr=1.0 give equal, equally hashed cards.
         object.__setattr__(self, "lr", _check_positive_float(self.lr, "train.lr"))
         object.__setattr__(self, "beta", _check_positive_float(self.beta, "train.beta"))

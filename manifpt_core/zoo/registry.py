@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from manifpt_core.errors import InputError
-from manifpt_core.torch_helpers import load_torch, make_generator, save_torch, seeded
+from manifpt_core.torch_helpers import autocast_for, load_torch, make_generator, save_torch, seeded
 from manifpt_core.zoo.cards import (
     DESIGN_FACTORS,
     NAME_RE,
@@ -155,7 +155,12 @@ class Family(abc.ABC):
         with seeded(card.seed, device):
             noise = make_generator(card.seed + 1, device)
             step, trained = self.training_step(TrainingRun(settings, c, h, noise, device))
-            run_steps(step, images_to_tensor(images, device, *self.pixel_range), card, progress)
+
+            def in_precision(batch: torch.Tensor) -> Mapping[str, torch.Tensor]:
+                with autocast_for(device, settings.precision):
+                    return step(batch)
+
+            run_steps(in_precision, images_to_tensor(images, device, *self.pixel_range), card, progress)
         return cpu_state(trained)
 
     def sample(
