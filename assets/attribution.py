@@ -16,6 +16,7 @@ from manifpt_core.steps.attribute import (
     seed_table_markdown,
 )
 from manifpt_core.steps.baselines import BASELINE_VERSION, run_baseline
+from manifpt_core.steps.enroll import training_text
 from manifpt_core.steps.features import FEATURES_VERSION, materialize_feature_table
 from manifpt_core.steps.report import (
     REPORT_VERSION,
@@ -36,18 +37,6 @@ def retrain_of(context: dg.AssetExecutionContext) -> str | None:
     return context.run.tags.get(RETRAIN_TAG)
 
 
-def training_line(metrics: AttributorMetrics) -> str:
-    """How a method got its classes, for metadata and the report: trained in full when, or enrolled what when."""
-    info = metrics.training
-    if info is None:
-        return "trained in full (before enrollment existed)"
-    if info.mode == "full":
-        return f"trained in full at {info.trained_at}"
-    removed = f"; dropped {', '.join(info.removed)}" if info.removed else ""
-    return (f"enrolled {', '.join(info.enrolled) or 'nothing'} (last at {info.enrolled_at}) into the network "
-            f"trained in full at {info.trained_at} on {len(info.trunk_classes)} classes{removed}")
-
-
 def registered_models(context: dg.AssetExecutionContext, ds: DatasetSpec) -> list[str]:
     """The generative models the instance knows for this dataset (its dynamic partitions)."""
     models = sorted(context.instance.get_dynamic_partitions(ds.models.name))
@@ -63,7 +52,7 @@ def _attribution_result(context, outcomes: list[Outcome[AttributorMetrics]]) -> 
                                                           name.replace("_", " "))
                for o in outcomes for name in ("confusion", "per_class")}
     table = dg.MetadataValue.md(seed_table_markdown([o.summary for o in outcomes]))
-    training = {o.summary.method: training_line(o.summary) for o in outcomes if o.summary.training is not None}
+    training = {o.summary.method: training_text(o.summary.training) for o in outcomes if o.summary.training is not None}
     if training:
         figures["training"] = dg.MetadataValue.md("\n".join(f"- {m}: {line}" for m, line in training.items()))
     outcome = outcomes[0] if len(outcomes) == 1 else combine_outcomes(outcomes)
@@ -111,7 +100,7 @@ def build(ds: DatasetSpec) -> list[dg.AssetsDefinition]:
             raw-image CNN with blur + JPEG augmentation."""
             store, settings = manifpt.store(ds.name), manifpt.settings(ds.name)
             return _attribution_result(context, [run_baseline(store, settings, context.partition_key,
-                                                              registered_models(context, ds))])
+                                                              registered_models(context, ds), retrain_of(context))])
 
         built.append(baseline)
 

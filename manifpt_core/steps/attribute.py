@@ -131,9 +131,9 @@ def train_attributors(store: Store, settings: Settings, method: Method, models: 
             data = training_data(store, settings, method, added, fit, device) if added else None
             fresh = [network_features(load_attributor(base.folder / f"seed{s}.pt"), data, added, device)
                      if data else {split: {} for split in SPLIT_NAMES} for s in settings.seeds]
-            enrolled = enroll_attributors(base, fresh, classes, list(settings.seeds), fit.weight_decay, tmp,
-                                          str(method), network, settings.open_set_accept,
-                                          open_set_holdout(settings, classes), seed_metrics, FEATURES_FILE)
+            enrolled = enroll_attributors(base, fresh, classes, list(settings.seeds), tmp, str(method), network,
+                                          seed_metrics, (settings.open_set_accept, open_set_holdout(settings, classes)),
+                                          FEATURES_FILE)
             write_metrics(tmp, enrolled.metrics)
             return combine_hashes(enrolled.hashes), enrolled.metrics
         data = training_data(store, settings, method, classes, fit, device)

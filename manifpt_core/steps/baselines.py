@@ -19,6 +19,7 @@ from manifpt_core.attribution import (
     accuracy,
     confusion_matrix,
     fit_attributor,
+    load_attributor,
     predict,
     save_attributor,
 )
@@ -30,7 +31,8 @@ from manifpt_core.baselines import (
     fit_classical,
     standardized,
 )
-from manifpt_core.config import Settings
+from manifpt_core.config import RETRAIN_CHOICES, Settings
+from manifpt_core.errors import InputError
 from manifpt_core.metrics.separability import fd_ratio
 from manifpt_core.names import Method
 from manifpt_core.steps.attribute import (
@@ -41,14 +43,22 @@ from manifpt_core.steps.attribute import (
     seed_metrics,
     write_metrics,
 )
-from manifpt_core.store import Outcome, Store, class_names, combine_hashes, run_cached
+from manifpt_core.steps.enroll import (
+    enroll_attributors,
+    enrollment_base,
+    features_file,
+    network_features,
+    now,
+    save_features,
+)
+from manifpt_core.store import SPLIT_NAMES, Outcome, Store, class_names, combine_hashes, run_cached
 from manifpt_core.store.hashing import file_hash
-from manifpt_core.store.records import AttributorMetrics, SeedResult
+from manifpt_core.store.records import AttributorMetrics, SeedResult, TrainingInfo
 from manifpt_core.torch_helpers import resolve_device
 
 logger = logging.getLogger(__name__)
 
-BASELINE_VERSION = "1"
+BASELINE_VERSION = "2"
 
 
 def classical_models(name: str, config: BaselineSettings, x_train: np.ndarray, y_train: np.ndarray,
@@ -60,21 +70,48 @@ def classical_models(name: str, config: BaselineSettings, x_train: np.ndarray, y
     return [fit_classical(config.classifier(name), flat, y_train, seed, **options) for seed in seeds]
 
 
-def run_baseline(store: Store, settings: Settings, name: str, models: list[str]) -> Outcome[AttributorMetrics]:
-    """Features, classifier per seed, and test metrics of one baseline (``settings.baselines.methods``)."""
+def run_baseline(store: Store, settings: Settings, name: str, models: list[str],
+                 retrain: str | None = None) -> Outcome[AttributorMetrics]:
+    """Features, classifier per seed, and test metrics of one baseline (``settings.baselines.methods``).
+
+    A CNN baseline follows ``retrain`` (default ``settings.attribution.retrain``) as the attributors do: with
+    ``enroll`` the models its stored networks lack are enrolled as new output classes. A classical classifier
+    (SVM, logistic regression, k-NN: seconds) is always fit again on every class."""
     method = Method.of_baseline(name)
     classes = class_names(models)
     inputs = input_hashes(store, method, classes)
     config = settings.baselines
     classifier, params = config.classifier(name), config.params(name)
+    device = resolve_device(settings.device)
+    retrain = retrain or settings.attribution.retrain
+    if retrain not in RETRAIN_CHOICES:
+        raise InputError(f"retrain = {retrain!r} is not one of {list(RETRAIN_CHOICES)}")
+    step_settings = {"parameters": params, "seeds": list(settings.seeds), "classes": classes}
+    if classifier == "cnn":
+        step_settings["fit"] = fit_fingerprint(settings.attributor, device)
+    folder = store.method_dir(method)
+    base = (enrollment_base(folder, "baseline", BASELINE_VERSION, inputs, step_settings, classes)
+            if classifier == "cnn" and retrain == "enroll" else None)
+
+    def baseline_inputs(names: list[str]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        data = gather_inputs(store, CONTROL, names, pixels=True)  # the control's images, as stored (uint8)
+        return {split: (features_of(name, x, config), y) for split, (x, y) in data.items()}
 
     def compute(tmp: Path, fp: str) -> tuple[str, AttributorMetrics]:
-        data = gather_inputs(store, CONTROL, classes, pixels=True)  # the control's images, as stored (uint8)
-        (x_tr, y_tr), (x_va, y_va), (x_te, y_te) = ((features_of(name, x, config), y) for x, y in
-                                                    (data[s] for s in ("train", "val", "test")))
+        if base is not None:
+            added = [c for c in classes if c not in base.classes]
+            data = baseline_inputs(added) if added else None
+            fresh = [network_features(load_attributor(base.folder / f"seed{s}.pt"), data, added, device)
+                     if data else {split: {} for split in SPLIT_NAMES} for s in settings.seeds]
+            enrolled = enroll_attributors(base, fresh, classes, list(settings.seeds), tmp, name, classifier,
+                                          seed_metrics, None, None, label=config.label(name), parameters=params,
+                                          feature_shape=base.metrics.feature_shape)
+            write_metrics(tmp, enrolled.metrics)
+            return combine_hashes(enrolled.hashes), enrolled.metrics
+        data = baseline_inputs(classes)
+        (x_tr, y_tr), (x_va, y_va), (x_te, y_te) = (data[s] for s in SPLIT_NAMES)
         tmp.mkdir(parents=True)
         per_seed, matrices, hashes = [], [], {}
-        device = resolve_device(settings.device)
         if classifier in CLASSICAL:
             flat_te = x_te.reshape(len(x_te), -1)
             models = dict(zip(settings.seeds, classical_models(name, config, x_tr, y_tr, settings.seeds)))
@@ -89,6 +126,7 @@ def run_baseline(store: Store, settings: Settings, name: str, models: list[str])
                                         device=device, augment=augmentation_of(name, config))
                 y_pred, features = predict(result, x_te, device=device, return_features=True)
                 save_attributor(result, tmp / f"seed{seed}.pt")
+                save_features(tmp / features_file(seed), network_features(result, data, classes, device))
                 hashes[str(seed)] = file_hash(tmp / f"seed{seed}.pt")
                 extra = {"best_epoch": result.best_epoch, "best_val_accuracy": result.best_val_accuracy,
                          "history": result.history}
@@ -96,9 +134,11 @@ def run_baseline(store: Store, settings: Settings, name: str, models: list[str])
             matrices.append(confusion_matrix(y_te, y_pred, len(classes)))
             per_seed.append(SeedResult(seed=seed, test_accuracy=acc, fdr=fd_ratio(features, y_te, seed)["fdr"], **extra))
             logger.info("baseline %s seed %d: test accuracy %.4f", name, seed, acc)
+        training = (TrainingInfo(mode="full", trained_at=now(), trunk_classes=classes, enrolled=[])
+                    if classifier == "cnn" else None)
         metrics = seed_metrics(tmp, name, classifier, classes, per_seed, matrices,
                                n_split=(len(y_tr), len(y_va), len(y_te)), label=config.label(name),
-                               parameters=params, feature_shape=list(x_tr.shape[1:]))
+                               parameters=params, feature_shape=list(x_tr.shape[1:]), training=training)
         write_metrics(tmp, metrics)
         # Only the fields a seed has (a classical classifier has no epochs), so the hash is that of its metrics.
         per_seed_json = json.dumps([{k: v for k, v in s.to_dict().items() if v is not None} for s in per_seed],
@@ -106,8 +146,6 @@ def run_baseline(store: Store, settings: Settings, name: str, models: list[str])
         hashes["metrics"] = combine_hashes({"per_seed": per_seed_json})
         return combine_hashes(hashes), metrics
 
-    step_settings = {"parameters": params, "seeds": list(settings.seeds), "classes": classes}
     if classifier == "cnn":
-        step_settings["fit"] = fit_fingerprint(settings.attributor, resolve_device(settings.device))
-    return run_cached(store.method_dir(method), "baseline", BASELINE_VERSION, inputs, step_settings, compute,
-                      AttributorMetrics)
+        step_settings["training"] = base.descriptor(classes) if base is not None else {"mode": "full"}
+    return run_cached(folder, "baseline", BASELINE_VERSION, inputs, step_settings, compute, AttributorMetrics)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -154,11 +155,15 @@ class Enrolled:
 
 
 def enroll_attributors(base: Base, new_features: list[Features], classes: list[str], seeds: list[int],
-                       weight_decay: float, tmp: Path, method: str, network: str, accept: float,
-                       holdout: list[str], seed_metrics, features_name: str) -> Enrolled:
+                       tmp: Path, method: str, network: str, seed_metrics: Callable[..., AttributorMetrics],
+                       open_set: tuple[float, list[str]] | None, features_name: str | None,
+                       **extra: Any) -> Enrolled:
     """Enroll ``classes`` into ``base`` seed by seed, from the added classes' features of each seed's network
-    (``new_features``, in ``seeds`` order) and the base's stored ones; write every seed's weights, features,
-    class statistics and the metrics under ``tmp``. ``seed_metrics`` is steps.attribute.seed_metrics."""
+    (``new_features``, in ``seeds`` order) and the base's stored ones; write every seed's weights and features
+    under ``tmp``. With ``open_set`` (the acceptance rate and the models left out), also the open-set rows and
+    the operating point with every seed's class statistics (attributors and the control; a CNN baseline has
+    none). ``seed_metrics`` is steps.attribute.seed_metrics, given ``extra``; ``features_name``: where the
+    first seed's test features go (None: nowhere)."""
     added = [c for c in classes if c not in base.classes]
     removed = [c for c in base.classes if c not in classes]
     kept = [c for c in classes if c in base.classes]
@@ -185,21 +190,25 @@ def enroll_attributors(base: Base, new_features: list[Features], classes: list[s
         save_attributor(result, tmp / f"seed{seed}.pt")
         save_features(tmp / features_file(seed), features)
         hashes[str(seed)] = file_hash(tmp / f"seed{seed}.pt")
-        if seed == seeds[0]:
+        if seed == seeds[0] and features_name is not None:
             np.savez(tmp / features_name, features=x_te, labels=y_te)
         results[seed], all_features[seed] = result, features
         logger.info("attributor %s seed %d: enrolled %s (dropped %s), test accuracy %.4f", method, seed, added,
                     removed, acc)
-    open_set = _open_set(base, dict(zip(seeds, new_features)), added, classes, holdout, accept)
-    point, stats_hashes = _operating_point(results, all_features, classes, tmp,
-                                           open_set.chosen if open_set else SCORES[0], accept)
+    stats_hashes = {}
+    if open_set is not None:
+        accept, holdout = open_set
+        rows = _open_set(base, dict(zip(seeds, new_features)), added, classes, holdout, accept)
+        point, stats_hashes = _operating_point(results, all_features, classes, tmp,
+                                               rows.chosen if rows else SCORES[0], accept)
+        extra.update(open_set=rows, operating_point=point)
     previous = base.metrics.training
     training = TrainingInfo(mode="enrolled", trained_at=previous.trained_at, trunk_classes=previous.trunk_classes,
                             enrolled=[c for c in [*previous.enrolled, *added] if c in classes], enrolled_at=now(),
                             removed=sorted({*(previous.removed or []), *removed} & set(previous.trunk_classes)))
     metrics = seed_metrics(tmp, method, network, classes, per_seed, matrices,
                            n_split=tuple(len(stack(all_features[seeds[0]], s, classes)[1]) for s in SPLIT_NAMES),
-                           open_set=open_set, features_file=features_name, operating_point=point, training=training)
+                           features_file=features_name, training=training, **extra)
     return Enrolled(metrics, {**hashes, **stats_hashes})
 
 
@@ -268,3 +277,14 @@ def network_features(result: FitResult, data: dict[str, tuple[np.ndarray, np.nda
     return split_features({split: predict_logits(result, x, device=device, return_features=True)[1]
                            for split, (x, _) in data.items()}, {split: y for split, (_, y) in data.items()},
                           classes)
+
+
+def training_text(info: TrainingInfo | None) -> str:
+    """How an attributor got its classes, in words: trained in full when, or which models were enrolled when."""
+    if info is None:
+        return "trained in full"
+    if info.mode == "full":
+        return f"trained in full at {info.trained_at}"
+    removed = f"; dropped {', '.join(info.removed)}" if info.removed else ""
+    return (f"enrolled {', '.join(info.enrolled) or 'no model'} (last at {info.enrolled_at}) into the network "
+            f"trained in full at {info.trained_at} on {len(info.trunk_classes)} classes{removed}")

@@ -18,13 +18,14 @@ from manifpt_core.formatting import format_mean_std
 from manifpt_core.names import Method
 from manifpt_core.steps.analysis import factor_names, nmi_table, tsne_maps
 from manifpt_core.steps.attribute import CONTROL
+from manifpt_core.steps.enroll import training_text
 from manifpt_core.steps.labels import method_label
 from manifpt_core.steps.parsing import model_parsing_table, parsing_markdown
 from manifpt_core.steps.robustness import robustness_markdown
 from manifpt_core.store import Outcome, Store, class_names, combine_hashes, run_cached
 from manifpt_core.store.records import NMIResult, Report, ReportRow, ReportSummary
 
-REPORT_VERSION = "8"
+REPORT_VERSION = "9"
 
 
 def report_methods(settings: Settings) -> list[Method]:
@@ -60,7 +61,7 @@ def _table_row(store: Store, settings: Settings, method: Method, figures: Path) 
                      fdr_std=m.fdr_std, seeds=m.seeds, n_test=m.n_test,
                      per_seed=[s.test_accuracy for s in m.per_seed], per_class_accuracy=m.per_class_accuracy,
                      open_set=m.open_set, confusion=m.confusion, figure=f"figures/{confusion}",
-                     per_class_figure=f"figures/{per_class}")
+                     per_class_figure=f"figures/{per_class}", training=m.training)
 
 
 def _generators(store: Store, models: list[str], figures: Path) -> tuple[dict[str, str], list[dict[str, Any]]]:
@@ -156,6 +157,22 @@ def nmi_lines(nmi: NMIResult | None) -> list[str]:
     return lines + [""]
 
 
+def training_lines(table: list[ReportRow]) -> list[str]:
+    """The section saying, per attributor and the control, whether it was trained in full or had models enrolled
+    (attribution.retrain), and when."""
+    rows = [row for row in table if row.training is not None]
+    if not rows:
+        return []
+    enrolled = [row for row in rows if row.training.mode == "enrolled"]
+    lines = ["## Training", "",
+             f"{len(rows) - len(enrolled)} of {len(rows)} attributors trained in full on every class; "
+             f"{len(enrolled)} enrolled new models into a network trained without them (attribution.retrain = "
+             "enroll: only the new output rows are trained; the full-retrain schedule trains them again).", "",
+             "| method | training |", "|---|---|"]
+    lines += [f"| {row.method} | {training_text(row.training)} |" for row in rows]
+    return [*lines, ""]
+
+
 def open_set_lines(table: list[ReportRow]) -> list[str]:
     """The open-set section: per method the mean ± std AUROC of each score over the left-out models, the score
     queries use and its unknown-rejection rate, a table of the chosen score's AUROC per left-out model, and a
@@ -240,6 +257,7 @@ def render_markdown(report: Report) -> str:
               "logistic regression) shows ± 0. FDR: inter-class over intra-class Fréchet distance of the test "
               "features (a network's penultimate ones; a classical classifier's standardized inputs), higher is more "
               "separable; compare it within one network type, as it grows with the feature dimension.", ""]
+    lines += training_lines(report.main_table)
     lines += nmi_lines(report.nmi) + open_set_lines(report.main_table)
     if report.parsing is not None:
         lines += parsing_markdown(report.parsing)

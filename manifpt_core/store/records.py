@@ -337,6 +337,7 @@ class ReportRow(Summary):
     confusion: list[list[int]]
     figure: str
     per_class_figure: str
+    training: TrainingInfo | None = None  # attributors and the control: trained in full or enrolled, and when
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ReportRow:
@@ -345,6 +346,8 @@ class ReportRow(Summary):
             data["open_set"] = OpenSetResult.from_dict(data["open_set"])
         if data.get("operating_point") is not None:
             data["operating_point"] = OperatingPoint.from_dict(data["operating_point"])
+        if data.get("training") is not None:
+            data["training"] = TrainingInfo.from_dict(data["training"])
         return super().from_dict(data)
 
 

@@ -6,6 +6,7 @@ import torch
 
 from manifpt_core import steps
 from manifpt_core.attribution import fit_attributor, load_attributor, predict_logits
+from manifpt_core.baselines import features_of
 from manifpt_core.config import settings_from_dict
 from manifpt_core.errors import InputError
 from manifpt_core.names import Method
@@ -125,3 +126,30 @@ def test_a_bad_retrain_value_is_refused(enrolled):
     settings, store, _, _ = enrolled
     with pytest.raises(InputError, match="retrain"):
         steps.train_attributors(store, settings, METHODS[0], NEW, retrain="partial")
+
+
+def test_cnn_baselines_enroll_and_classical_ones_are_fit_again(enrolled):
+    settings, store, _, _ = enrolled
+    settings = _settings(settings.source.path, baselines={"methods": ["raw-blurjpeg", "mccloskey"]})
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        for name in ("raw-blurjpeg", "mccloskey"):
+            steps.run_baseline(store, settings, name, OLD)
+        cnn = Method.of_baseline("raw-blurjpeg")
+        before = load_attributor(store.paths.weights(cnn, 0))
+        steps.run_baseline(store, settings, "raw-blurjpeg", NEW)
+        steps.run_baseline(store, settings, "mccloskey", NEW)
+    finally:
+        torch.set_num_threads(threads)
+    metrics = store.attributor(cnn)
+    assert metrics.classes == class_names(NEW) and metrics.training.mode == "enrolled"
+    assert metrics.training.enrolled == ["gamma"] and metrics.open_set is None
+    classical = store.attributor(Method.of_baseline("mccloskey"))
+    assert classical.classes == class_names(NEW) and classical.training is None
+    # The CNN's old classes keep their logits on the old models' test features.
+    images, y = gather_inputs(store, CONTROL, class_names(NEW), pixels=True)["test"]
+    x = features_of("raw-blurjpeg", images, settings.baselines)
+    kept = [class_names(NEW).index(c) for c in class_names(OLD)]
+    np.testing.assert_allclose(predict_logits(load_attributor(store.paths.weights(cnn, 0)), x)[:, kept],
+                               predict_logits(before, x), rtol=1e-4, atol=1e-4)
