@@ -113,7 +113,7 @@ def build(ds: DatasetSpec) -> list[dg.AssetsDefinition]:
         are; mean ± std over seeds and the drop from clean; with robustness.compare_augment, each attributor's
         twin trained with the other attributor.augment setting."""
         store, settings = manifpt.store(ds.name), manifpt.settings(ds.name)
-        outcome = evaluate_robustness(store, settings, registered_models(context, ds))
+        outcome = evaluate_robustness(store, settings, registered_models(context, ds), retrain_of(context))
         return to_result(context, outcome,
                          robustness_table=dg.MetadataValue.md("\n".join(robustness_markdown(outcome.summary))),
                          robustness_figure=png_markdown(outcome.path / outcome.summary.figure, "robustness"))

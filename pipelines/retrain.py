@@ -1,6 +1,7 @@
 """The full-retrain schedules: with ``attribution.retrain = "enroll"`` a new model is enrolled into the stored
-attributors; these schedules (off by default; turn them on in the UI) retrain the attributors, the control and the
-CNN baselines of a dataset from scratch on every registered model, at ``attribution.full_retrain_cron``."""
+attributors; these schedules (off by default; turn them on in the UI) retrain the attributors, the control, the
+CNN baselines and the robustness table's augmented twins of a dataset from scratch on every registered model, at
+``attribution.full_retrain_cron``."""
 
 import dagster as dg
 
@@ -10,13 +11,14 @@ from manifpt_core.config import Settings
 
 # (job, schedule, partitioning: "space", "baseline" or "none"), as in pipelines.jobs.STAGES
 RETRAINED = (("attribution", "full_retrain_attributors", "space"), ("control", "full_retrain_control", "none"),
-             ("baselines", "full_retrain_baselines", "baseline"))
+             ("baselines", "full_retrain_baselines", "baseline"), ("robustness_eval", "full_retrain_twins", "none"))
 
 
 def build_retrain_schedules(jobs: list[dg.JobDefinition], specs: list[DatasetSpec], datasets: list[Settings]
                             ) -> list[dg.ScheduleDefinition]:
-    """Per dataset, one schedule for its attributors job (a run per space), one for its control job and one for its
-    baselines job (a run per baseline; classical ones are fit again anyway), all tagged ``manifpt/retrain = full``."""
+    """Per dataset, one schedule for each of its attributors job (a run per space), control job, baselines job (a
+    run per baseline; classical ones are fit again anyway) and robustness job (the twins), all tagged
+    ``manifpt/retrain = full``."""
     by_name = {job.name: job for job in jobs}
     crons = {s.dataset: s.attribution.full_retrain_cron for s in datasets}
     return [_schedule(ds, by_name[ds.job_name(job)], name, crons[ds.name], partitioning)

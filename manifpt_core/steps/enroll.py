@@ -203,9 +203,10 @@ def enroll_attributors(base: Base, new_features: list[Features], classes: list[s
                                                rows.chosen if rows else SCORES[0], accept)
         extra.update(open_set=rows, operating_point=point)
     previous = base.metrics.training
-    training = TrainingInfo(mode="enrolled", trained_at=previous.trained_at, trunk_classes=previous.trunk_classes,
-                            enrolled=[c for c in [*previous.enrolled, *added] if c in classes], enrolled_at=now(),
-                            removed=sorted({*(previous.removed or []), *removed} & set(previous.trunk_classes)))
+    training = previous if not added and not removed else TrainingInfo(
+        mode="enrolled", trained_at=previous.trained_at, trunk_classes=previous.trunk_classes,
+        enrolled=[c for c in [*previous.enrolled, *added] if c in classes], enrolled_at=now(),
+        removed=sorted({*(previous.removed or []), *removed} & set(previous.trunk_classes)))
     metrics = seed_metrics(tmp, method, network, classes, per_seed, matrices,
                            n_split=tuple(len(stack(all_features[seeds[0]], s, classes)[1]) for s in SPLIT_NAMES),
                            features_file=features_name, training=training, **extra)

@@ -23,12 +23,14 @@ import numpy as np
 
 from manifpt_core.attribution import Predictor, accuracy, load_attributor, predict
 from manifpt_core.baselines import CLASSICAL, features_of
-from manifpt_core.config import PERTURBATION_NAMES, Settings
+from manifpt_core.config import PERTURBATION_NAMES, RETRAIN_CHOICES, Settings
+from manifpt_core.errors import InputError, StoreError
 from manifpt_core.figures import plt
 from manifpt_core.formatting import format_mean_std
 from manifpt_core.metrics.separability import mean_std
 from manifpt_core.names import Method
 from manifpt_core.perturb import perturb
+from manifpt_core.spaces import get_space
 from manifpt_core.steps.attribute import (
     CONTROL,
     fit_fingerprint,
@@ -40,9 +42,12 @@ from manifpt_core.steps.attribute import (
 )
 from manifpt_core.steps.augment import method_inputs
 from manifpt_core.steps.baselines import classical_models
+from manifpt_core.steps.enroll import Base, enroll_attributors, features_file, network_features, now
 from manifpt_core.steps.labels import method_label
 from manifpt_core.store import SPLIT_NAMES, Outcome, Store, class_names, combine_hashes, run_cached
-from manifpt_core.store.records import RobustnessSummary
+from manifpt_core.store.cache import load_record
+from manifpt_core.store.layout import METRICS_FILE
+from manifpt_core.store.records import AttributorMetrics, Record, RobustnessSummary, TrainingInfo
 from manifpt_core.torch_helpers import resolve_device
 
 if TYPE_CHECKING:
@@ -50,7 +55,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-ROBUSTNESS_VERSION = "1"
+ROBUSTNESS_VERSION = "2"
 RESULT_FILE, FIGURE_FILE, TWINS_DIR = "robustness.json", "robustness.png", "twins"
 CLEAN = "clean"
 
@@ -104,18 +109,36 @@ def _step_settings(settings: Settings, classes: list[str]) -> dict[str, Any]:
     return out
 
 
-def evaluate_robustness(store: Store, settings: Settings, models: list[str]) -> Outcome[RobustnessSummary]:
+def evaluate_robustness(store: Store, settings: Settings, models: list[str],
+                        retrain: str | None = None) -> Outcome[RobustnessSummary]:
     """Every method's test accuracy per seed on the clean and on each perturbed copy of the test images, mean ±
-    std over seeds and the drop from clean; with ``robustness.compare_augment`` also each attributor's twin."""
+    std over seeds and the drop from clean; with ``robustness.compare_augment`` also each attributor's twin.
+
+    The twins follow ``retrain`` (default ``settings.attribution.retrain``) as the attributors do: with
+    ``enroll``, the twins stored by the previous evaluation, when made with the same settings from the same
+    inputs, get the new models enrolled (or are kept as they are) instead of being trained again."""
     classes = class_names(models)
     inputs = _inputs(store, settings, classes)
+    retrain = retrain or settings.attribution.retrain
+    if retrain not in RETRAIN_CHOICES:
+        raise InputError(f"retrain = {retrain!r} is not one of {list(RETRAIN_CHOICES)}")
+    base = (_twin_base(store, settings, inputs, classes)
+            if retrain == "enroll" and settings.robustness.compare_augment else None)
+    previous = base[0] if base is not None else None
+    step_settings = _step_settings(settings, classes)
+    if settings.robustness.compare_augment:
+        # As for the attributors: the stored twins' own entry when they keep their classes (copied as they are),
+        # else an enrollment from that evaluation, else a full training.
+        step_settings["twins_training"] = ({"mode": "full"} if base is None else
+                                           base[1].settings.get("twins_training") if base[1].settings["classes"] == classes
+                                           else {"mode": "enrolled", "base": base[1].fingerprint})
 
     def compute(tmp: Path, fp: str) -> tuple[str, RobustnessSummary]:
         tmp.mkdir(parents=True)
         device = resolve_device(settings.device)
         images = gather_inputs(store, CONTROL, classes, pixels=True)
         test_images, y_test = images["test"]
-        twins, twin_hashes = (_train_twins(store, settings, classes, tmp / TWINS_DIR, device)
+        twins, twin_hashes = (_train_twins(store, settings, classes, tmp / TWINS_DIR, device, previous)
                               if settings.robustness.compare_augment else ({}, {}))
         # Imported here: the query engine is built on the steps, and this step on the engine.
         from manifpt_core.query.engine import QueryEngine
@@ -144,30 +167,73 @@ def evaluate_robustness(store: Store, settings: Settings, models: list[str]) -> 
         save_robustness_figure(summary, tmp / FIGURE_FILE)
         return combine_hashes({"robustness": text, "twins": combine_hashes(twin_hashes)}), summary
 
-    return run_cached(store.paths.robustness, "robustness", ROBUSTNESS_VERSION, inputs,
-                      _step_settings(settings, classes), compute, RobustnessSummary)
+    return run_cached(store.paths.robustness, "robustness", ROBUSTNESS_VERSION, inputs, step_settings, compute,
+                      RobustnessSummary)
 
 
-def _train_twins(store: Store, settings: Settings, classes: list[str], folder: Path, device: str
+def _twin_base(store: Store, settings: Settings, inputs: dict[str, str], classes: list[str]
+               ) -> tuple[Path, Record[RobustnessSummary]] | None:
+    """The twins folder and record of the stored evaluation if its twins can be enrolled into: same version and
+    settings but the classes, the same images, spaces and indexes for the classes both have. Else None (train)."""
+    try:
+        record = load_record(store.paths.robustness, RobustnessSummary)
+    except StoreError as err:
+        logger.warning("the stored robustness evaluation is unreadable (%s); training the twins in full", err)
+        return None
+    if record is None or record.version != ROBUSTNESS_VERSION:
+        return None
+    current = json.loads(json.dumps(_step_settings(settings, classes)))
+    changed = sorted(k for k in set(current) | set(record.settings)
+                     if k not in ("classes", "twins_training") and current.get(k) != record.settings.get(k))
+    stale = sorted(k for k in set(record.inputs) & set(inputs)
+                   if not k.startswith(("attributor/", "baseline/")) and record.inputs[k] != inputs[k])
+    folder = store.paths.robustness / TWINS_DIR
+    complete = all((folder / str(m) / features_file(s)).is_file() for m in network_methods(settings)
+                   for s in settings.seeds)
+    if changed or stale or not complete:
+        logger.info("robustness: training the twins in full, not enrolling (settings %s changed, inputs %s changed, "
+                    "stored features %s)", changed, stale, "complete" if complete else "missing")
+        return None
+    return folder, record
+
+
+def _train_twins(store: Store, settings: Settings, classes: list[str], folder: Path, device: str,
+                 previous: Path | None = None
                  ) -> tuple[dict[str, tuple[Method, list[tuple[int, Predictor]]]], dict[str, str]]:
     """Each attributor and the control trained again with the other augment setting, as the attributor step trains
     them (same seeds and settings otherwise), under ``folder/<method>/``: {row name: (method, its networks)} and
-    the weights' hashes."""
+    the weights' hashes. With ``previous`` (a stored twins folder, see :func:`_twin_base`), the models its twins
+    lack are enrolled into them instead."""
     augment = twin_augment(settings)
     fit = dataclasses.replace(settings.attributor, augment=augment)
     twins, hashes = {}, {}
     for method in network_methods(settings):
         name = twin_name(method, augment)
         out = folder / str(method)
-        out.mkdir(parents=True)
-        data = training_data(store, settings, method, classes, fit, device)
-        fits = fit_seeds(data, classes, fit, settings.seeds, device, out, name)
-        x_tr, n_split = data["train"][0], tuple(len(data[split][1]) for split in SPLIT_NAMES)
-        write_metrics(out, seed_metrics(out, name, "resnet" if x_tr.ndim == 4 else "mlp", classes, fits.per_seed,
-                                        fits.matrices, n_split=n_split))
+        network = "resnet" if method.is_control or get_space(method.space).image_shaped else "mlp"
+        if previous is not None:
+            old = AttributorMetrics.from_dict(json.loads((previous / str(method) / METRICS_FILE).read_text()))
+            base = Base(previous / str(method), "", old.classes, {}, old)
+            added = [c for c in classes if c not in base.classes]
+            data = training_data(store, settings, method, added, fit, device) if added else None
+            fresh = [network_features(load_attributor(base.folder / f"seed{s}.pt"), data, added, device)
+                     if data else {split: {} for split in SPLIT_NAMES} for s in settings.seeds]
+            enrolled = enroll_attributors(base, fresh, classes, list(settings.seeds), out, name, network,
+                                          seed_metrics, None, None)
+            write_metrics(out, enrolled.metrics)
+            weight_hashes = {k: v for k, v in enrolled.hashes.items() if k.isdigit()}
+        else:
+            out.mkdir(parents=True)
+            data = training_data(store, settings, method, classes, fit, device)
+            fits = fit_seeds(data, classes, fit, settings.seeds, device, out, name)
+            n_split = tuple(len(data[split][1]) for split in SPLIT_NAMES)
+            write_metrics(out, seed_metrics(out, name, network, classes, fits.per_seed, fits.matrices,
+                                            n_split=n_split, training=TrainingInfo(
+                                                mode="full", trained_at=now(), trunk_classes=classes, enrolled=[])))
+            weight_hashes = fits.weight_hashes
         twins[name] = (method, [(seed, Predictor(load_attributor(out / f"seed{seed}.pt"), device))
                                 for seed in settings.seeds])
-        hashes.update({f"{method}/{seed}": h for seed, h in fits.weight_hashes.items()})
+        hashes.update({f"{method}/{seed}": h for seed, h in weight_hashes.items()})
     return twins, hashes
 
 

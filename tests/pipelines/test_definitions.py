@@ -80,7 +80,8 @@ def test_automation_is_on_by_default_and_never_eager(demo_defs):
     assert all(s.default_status == dg.DefaultScheduleStatus.STOPPED for s in demo_defs.schedules)
     assert {s.name for s in demo_defs.schedules} == {f"{d}__{name}" for d in DATASETS for name in
                                                      ("model_discovery_schedule", "full_retrain_attributors",
-                                                      "full_retrain_control", "full_retrain_baselines")}
+                                                      "full_retrain_control", "full_retrain_baselines",
+                                                      "full_retrain_twins")}
     graph = demo_defs.resolve_asset_graph()
     labels = {}
     for key in graph.get_all_asset_keys():

@@ -1,5 +1,7 @@
 """Enrolling a new model into stored attributors (attribution.retrain = "enroll") and the full retrain."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -153,3 +155,45 @@ def test_cnn_baselines_enroll_and_classical_ones_are_fit_again(enrolled):
     kept = [class_names(NEW).index(c) for c in class_names(OLD)]
     np.testing.assert_allclose(predict_logits(load_attributor(store.paths.weights(cnn, 0)), x)[:, kept],
                                predict_logits(before, x), rtol=1e-4, atol=1e-4)
+
+
+def test_the_robustness_twins_enroll_the_new_model(enrolled, tmp_path):
+    """Twins (the attributors trained with the other augment setting) of an evaluation on alpha and beta get gamma
+    enrolled when the evaluation runs again with gamma; with retrain = full they are trained again."""
+    import dataclasses
+    import shutil
+
+    from manifpt_core.steps.robustness import TWINS_DIR, evaluate_robustness
+
+    settings, store, _, _ = enrolled
+    root = tmp_path / "store"
+    shutil.copytree(store.root, root)
+    store = Store(root, "bench")
+    settings = dataclasses.replace(settings, robustness=dataclasses.replace(
+        settings.robustness, perturbations=("noise2",), compare_augment=True))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        for method in METHODS:
+            steps.train_attributors(store, settings, method, OLD, retrain="full")
+        evaluate_robustness(store, settings, OLD)
+        twin = store.paths.robustness / TWINS_DIR / str(METHODS[0])
+        before = load_attributor(twin / "seed0.pt")
+        assert json.loads((twin / "metrics.json").read_text())["training"]["mode"] == "full"
+        for method in METHODS:
+            steps.train_attributors(store, settings, method, NEW)
+        outcome = evaluate_robustness(store, settings, NEW)
+        twin = store.paths.robustness / TWINS_DIR / str(METHODS[0])
+        training = json.loads((twin / "metrics.json").read_text())["training"]
+        after = load_attributor(twin / "seed0.pt")
+        x = gather_inputs(store, METHODS[0], class_names(NEW))["test"][0]
+        kept = [class_names(NEW).index(c) for c in class_names(OLD)]
+        full = evaluate_robustness(store, settings, NEW, retrain="full")
+    finally:
+        torch.set_num_threads(threads)
+    assert training["mode"] == "enrolled" and training["enrolled"] == ["gamma"]
+    assert set(outcome.summary.classes) == set(class_names(NEW))
+    np.testing.assert_allclose(predict_logits(after, x)[:, kept], predict_logits(before, x), rtol=1e-4, atol=1e-4)
+    twin = store.paths.robustness / TWINS_DIR / str(METHODS[0])
+    assert json.loads((twin / "metrics.json").read_text())["training"]["mode"] == "full"
+    assert not full.reused
