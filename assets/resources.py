@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import dagster as dg
@@ -26,7 +27,8 @@ DEFAULT_HOME = ".manifpt"
 
 
 @functools.lru_cache(maxsize=16)
-def _datasets(profile: str, config_file: str, device: str) -> tuple[Settings, ...]:
+def _datasets(profile: str, config_file: str, device: str, version: tuple[int, int] | None) -> tuple[Settings, ...]:
+    # ``version`` (the config file's mtime and size) only keys the cache: an edited file is read again.
     datasets = load_datasets(profile, config_file or None)
     return tuple(dataclasses.replace(s, device=device) for s in datasets) if device else datasets
 
@@ -48,8 +50,12 @@ class ManifptResource(dg.ConfigurableResource):
         return Home(self.home or DEFAULT_HOME)
 
     def datasets(self) -> tuple[Settings, ...]:
-        """Settings of every configured dataset (parsed once per process)."""
-        return _datasets(self.profile, self.config_file, self.device)
+        """Settings of every configured dataset (parsed once per process and version of the config file: a
+        running deployment sees a zoo entry added to the file at its next sensor tick)."""
+        path = Path(self.config_file) if self.config_file else None
+        stat = path.stat() if path is not None and path.is_file() else None
+        version = (stat.st_mtime_ns, stat.st_size) if stat is not None else None
+        return _datasets(self.profile, self.config_file, self.device, version)
 
     def settings(self, dataset: str) -> Settings:
         """Settings of one dataset."""

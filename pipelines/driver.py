@@ -67,9 +67,11 @@ class AutomationDriver:
             self.execute_job(run.job_name, run.partition_key)
         return result
 
-    def execute_job(self, name: str, partition_key=None) -> dg.ExecuteInProcessResult:
+    def execute_job(self, name: str, partition_key=None, tags: dict[str, str] | None = None
+                    ) -> dg.ExecuteInProcessResult:
         start = time.perf_counter()
-        result = self.defs.resolve_job_def(name).execute_in_process(instance=self.instance, partition_key=partition_key)
+        result = self.defs.resolve_job_def(name).execute_in_process(instance=self.instance, partition_key=partition_key,
+                                                                    tags=tags)
         self.steps.append(Step([name], partition_key, time.perf_counter() - start))
         return result
 
