@@ -34,7 +34,7 @@ def _schedule(ds: DatasetSpec, job: dg.JobDefinition, name: str, cron: str, part
                              "full for these runs)")
     def full_retrain(context: dg.ScheduleEvaluationContext) -> list[dg.RunRequest]:
         tags = {RETRAIN_TAG: "full"}
-        stamp = context.scheduled_execution_time.isoformat() if context.scheduled_execution_time else "now"
+        stamp = context.scheduled_execution_time.isoformat()  # one run per partition and scheduled time
         return [dg.RunRequest(run_key=f"{stamp}:{key}", partition_key=key, tags=tags) for key in keys]
 
     return full_retrain
