@@ -111,7 +111,7 @@ def main() -> None:
         shutil.copyfile(Path(__file__).resolve().parents[1] / "dagster.yaml", dagster_home / "dagster.yaml")
         resource = ManifptResource(home=str(home), profile=args.profile, config_file=str(config))
         if args.from_home:
-            shutil.copytree(Path(args.from_home) / "store", home / "store", dirs_exist_ok=True)
+            shutil.copytree(Path(args.from_home) / "store", home / "store", symlinks=True, dirs_exist_ok=True)
             settings = resource.settings(DATASET)
             for model in zoo[args.models:]:
                 remove_paths(resource.store(DATASET).paths.model_paths(model, settings.spaces))
