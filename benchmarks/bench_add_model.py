@@ -1,7 +1,7 @@
 """The cost of adding generative model M+1 to a store of M, by enrollment and by full retrain, and the accuracy of each.
 
     .venv/bin/python benchmarks/bench_add_model.py [--profile demo] [--models 3] [--seeds 1] [--home DIR]
-                                                   [--from-home DIR] [--forced]
+                                                   [--from-home DIR] [--forced] [--open-set auto]
 
 One Fashion-MNIST dataset (the clothing subset, demo sizes) with the first M zoo models of the profile, through
 the deployment's sensor and automation (an in-process driver of the same definitions):
@@ -47,9 +47,10 @@ ENROLLING = ("attributor", "raw_control", "baseline", "robustness")  # the steps
 RETRAIN_JOBS = (("attribution", "space"), ("control", "none"), ("baselines", "baseline"), ("robustness_eval", "none"))
 
 
-def write_config(path: Path, profile: str, n_models: int, seeds: int) -> None:
+def write_config(path: Path, profile: str, n_models: int, seeds: int, open_set: str | None = None) -> None:
     zoo = PROFILES[profile]["zoo"][:n_models]
     lines = [f'dataset = "{DATASET}"', f"seeds = {list(range(seeds))}",
+             *([f'open_set_holdout = "{open_set}"'] if open_set else []),
              "[source]", 'kind = "fashion_mnist"', "classes = [0, 1, 2, 3, 4, 6]"]
     for card in zoo:
         lines += ["[[zoo]]", f'name = "{card["name"]}"', f'family = "{card["family"]}"', f"seed = {card['seed']}"]
@@ -95,6 +96,8 @@ def main() -> None:
     parser.add_argument("--home", default=None, help="store home (default: a fresh temporary folder, removed after)")
     parser.add_argument("--from-home", default=None, help="start from a copy of this home's store (see above)")
     parser.add_argument("--forced", action="store_true", help="finally force every job and count reused outputs")
+    parser.add_argument("--open-set", default=None, help="open_set_holdout for the run (default: the profile's, "
+                        "every model left out in turn; 'auto' leaves out one, for a shorter benchmark)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     home = Path(args.home) if args.home else Path(tempfile.mkdtemp(prefix="manifpt-bench-add-"))
@@ -103,7 +106,7 @@ def main() -> None:
     zoo = [c["name"] for c in PROFILES[args.profile]["zoo"]]
     if not 1 <= args.models < len(zoo):
         raise SystemExit(f"--models must be in 1..{len(zoo) - 1} for the {args.profile} profile's zoo")
-    write_config(config, args.profile, args.models, args.seeds)
+    write_config(config, args.profile, args.models, args.seeds, args.open_set)
     first, added = zoo[: args.models], zoo[args.models]
     try:
         dagster_home = home / "dagster"
@@ -124,7 +127,7 @@ def main() -> None:
             cold = time.perf_counter() - start
             n_cold = len(driver.steps)
 
-            write_config(config, args.profile, args.models + 1, args.seeds)
+            write_config(config, args.profile, args.models + 1, args.seeds, args.open_set)
             start = time.perf_counter()
             driver.sensor()
             driver.settle()

@@ -159,6 +159,15 @@ def test_b_a_new_model_folder_costs_only_its_own_work(deployment, png_writer):
                    for asset, part in new)
     report = deployment.root.parent / "home" / "store" / DS / "reports" / "report.json"
     assert '"gamma"' in report.read_text()
+    # The automation requested enrollment, not a full retrain: the event log's latest materialization of every
+    # attributor, the control and the CNN baseline says gamma was enrolled into the networks trained without it.
+    for asset, partitions in (("attributor", SPACES), ("raw_control", [None]), ("baseline", ["raw-blurjpeg"])):
+        for partition in partitions:
+            records = deployment.instance.fetch_materializations(
+                dg.AssetRecordsFilter(asset_key=dg.AssetKey([DS, asset]),
+                                      asset_partitions=[partition] if partition else None), limit=1).records
+            training = records[0].asset_materialization.metadata["training"].value
+            assert "enrolled gamma" in training and "trained in full" in training, (asset, partition, training)
 
 
 @pytest.mark.slow
