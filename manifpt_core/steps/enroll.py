@@ -28,7 +28,14 @@ from manifpt_core.attribution import FitResult, confusion_matrix, load_attributo
 from manifpt_core.attribution.enroll import enroll, head_logits, head_of
 from manifpt_core.attribution.train import softmax
 from manifpt_core.errors import StoreError
-from manifpt_core.metrics.openset import SCORES, ClassStatistics, fit_class_statistics, rejected_share, unknown_auroc
+from manifpt_core.metrics.openset import (
+    MAX_SOFTMAX,
+    SCORES,
+    ClassStatistics,
+    fit_class_statistics,
+    rejected_share,
+    unknown_auroc,
+)
 from manifpt_core.metrics.separability import acceptance_threshold, fd_ratio, mean_std
 from manifpt_core.steps.open_set import class_stats_file, knownness
 from manifpt_core.store import SPLIT_NAMES
@@ -200,7 +207,7 @@ def enroll_attributors(base: Base, new_features: list[Features], classes: list[s
         accept, holdout = open_set
         rows = _open_set(base, dict(zip(seeds, new_features)), added, classes, holdout, accept)
         point, stats_hashes = _operating_point(results, all_features, classes, tmp,
-                                               rows.chosen if rows else SCORES[0], accept)
+                                               rows.chosen if rows else MAX_SOFTMAX, accept)
         extra.update(open_set=rows, operating_point=point)
     previous = base.metrics.training
     training = previous if not added and not removed else TrainingInfo(

@@ -5,7 +5,29 @@ from pathlib import Path
 import pytest
 import torch
 
+from manifpt_core import steps
 from manifpt_core.store import file_hashes
+
+
+def _build_rgb_store(store, settings, models: list[str]) -> None:
+    """Every step up to the artifacts, in the ``rgb`` space, for the real images and ``models``."""
+    steps.ingest_real(store, settings)
+    for model in models:
+        steps.materialize_generator(store, settings, model)
+        steps.ingest_generated(store, settings, model)
+    steps.materialize_space(store, settings, "rgb")
+    for source in ["real", *models]:
+        steps.embed_source(store, settings, "rgb", source)
+    steps.build_index(store, settings, "rgb")
+    for source in ["real", *models]:
+        steps.materialize_artifacts(store, settings, "rgb", source)
+
+
+@pytest.fixture(scope="session")
+def rgb_store_builder():
+    """``rgb_store_builder(store, settings, models)``: every step up to the ``rgb`` artifacts of the real images
+    and ``models`` (a folder benchmark's, see ``benchmark_factory``)."""
+    return _build_rgb_store
 
 
 @pytest.fixture(scope="module")

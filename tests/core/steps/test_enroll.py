@@ -31,7 +31,7 @@ def _settings(root, **overrides):
 
 
 @pytest.fixture(scope="module")
-def enrolled(tmp_path_factory, benchmark_factory, png_writer):
+def enrolled(tmp_path_factory, benchmark_factory, png_writer, rgb_store_builder):
     """A store of real, alpha, beta and gamma (diagonal stripes) whose attributors were trained on alpha and
     beta, then enrolled gamma; with the attributors trained without gamma, copied before the enrollment."""
     work = tmp_path_factory.mktemp("enroll")
@@ -45,16 +45,7 @@ def enrolled(tmp_path_factory, benchmark_factory, png_writer):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        steps.ingest_real(store, settings)
-        for model in NEW:
-            steps.materialize_generator(store, settings, model)
-            steps.ingest_generated(store, settings, model)
-        steps.materialize_space(store, settings, "rgb")
-        for source in ["real", *NEW]:
-            steps.embed_source(store, settings, "rgb", source)
-        steps.build_index(store, settings, "rgb")
-        for source in ["real", *NEW]:
-            steps.materialize_artifacts(store, settings, "rgb", source)
+        rgb_store_builder(store, settings, NEW)
         before = {}
         for method in METHODS:
             steps.train_attributors(store, settings, method, OLD)
@@ -150,7 +141,7 @@ def test_cnn_baselines_enroll_and_classical_ones_are_fit_again(enrolled):
     classical = store.attributor(Method.of_baseline("mccloskey"))
     assert classical.classes == class_names(NEW) and classical.training is None
     # The CNN's old classes keep their logits on the old models' test features.
-    images, y = gather_inputs(store, CONTROL, class_names(NEW), pixels=True)["test"]
+    images, _ = gather_inputs(store, CONTROL, class_names(NEW), pixels=True)["test"]
     x = features_of("raw-blurjpeg", images, settings.baselines)
     kept = [class_names(NEW).index(c) for c in class_names(OLD)]
     np.testing.assert_allclose(predict_logits(load_attributor(store.paths.weights(cnn, 0)), x)[:, kept],

@@ -41,7 +41,7 @@ def _pattern(rng, n, pattern):
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory, benchmark_factory, png_writer):
+def built(tmp_path_factory, benchmark_factory, png_writer, rgb_store_builder):
     """The rgb attributor (two seeds) of real, alpha and beta of the shared benchmark and a third model gamma
     (diagonal stripes); and an outsider (delta: dots) that it never sees."""
     work = tmp_path_factory.mktemp("open_set")
@@ -55,16 +55,7 @@ def built(tmp_path_factory, benchmark_factory, png_writer):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        steps.ingest_real(store, settings)
-        for model in MODELS:
-            steps.materialize_generator(store, settings, model)
-            steps.ingest_generated(store, settings, model)
-        steps.materialize_space(store, settings, "rgb")
-        for source in ["real", *MODELS]:
-            steps.embed_source(store, settings, "rgb", source)
-        steps.build_index(store, settings, "rgb")
-        for source in ["real", *MODELS]:
-            steps.materialize_artifacts(store, settings, "rgb", source)
+        rgb_store_builder(store, settings, MODELS)
         steps.train_attributors(store, settings, METHOD, MODELS)
     finally:
         torch.set_num_threads(threads)

@@ -15,7 +15,7 @@ MODELS = ["alpha", "beta"]
 
 
 @pytest.fixture(scope="module")
-def stored(tmp_path_factory, benchmark_factory):
+def stored(tmp_path_factory, benchmark_factory, rgb_store_builder):
     """Ingestion, rgb embeddings, index and artifacts of a folder benchmark (no training: seconds)."""
     root = benchmark_factory(tmp_path_factory.mktemp("bench"))
     settings = settings_from_dict({"profile": "test", "dataset": "bench", "source": {"kind": "folder", "path": str(root)},
@@ -23,16 +23,7 @@ def stored(tmp_path_factory, benchmark_factory):
                                    "block_rows": 32, "device": "cpu", "artifacts": {"kinds": ["nearest", "knn"],
                                                                                      "knn_k": 4}})
     store = Store(tmp_path_factory.mktemp("store"), "bench")
-    steps.ingest_real(store, settings)
-    for model in MODELS:
-        steps.materialize_generator(store, settings, model)
-        steps.ingest_generated(store, settings, model)
-    steps.materialize_space(store, settings, "rgb")
-    for source in ["real", *MODELS]:
-        steps.embed_source(store, settings, "rgb", source)
-    steps.build_index(store, settings, "rgb")
-    for source in ["real", *MODELS]:
-        steps.materialize_artifacts(store, settings, "rgb", source)
+    rgb_store_builder(store, settings, MODELS)
     return store, settings
 
 
