@@ -32,6 +32,7 @@ from manifpt_core.names import Method
 from manifpt_core.spaces import get_space
 from manifpt_core.steps.augment import augmented_training_inputs
 from manifpt_core.steps.enroll import (
+    added_features,
     enroll_attributors,
     enrollment_base,
     features_file,
@@ -129,8 +130,7 @@ def train_attributors(store: Store, settings: Settings, method: Method, models: 
         if base is not None:
             added = [c for c in classes if c not in base.classes]
             data = training_data(store, settings, method, added, fit, device) if added else None
-            fresh = [network_features(load_attributor(base.folder / f"seed{s}.pt"), data, added, device)
-                     if data else {split: {} for split in SPLIT_NAMES} for s in settings.seeds]
+            fresh = added_features(base, data, added, list(settings.seeds), device)
             enrolled = enroll_attributors(base, fresh, classes, list(settings.seeds), tmp, str(method), network,
                                           seed_metrics, (settings.open_set_accept, open_set_holdout(settings, classes)),
                                           FEATURES_FILE)

@@ -19,7 +19,6 @@ from manifpt_core.attribution import (
     accuracy,
     confusion_matrix,
     fit_attributor,
-    load_attributor,
     predict,
     save_attributor,
 )
@@ -44,6 +43,7 @@ from manifpt_core.steps.attribute import (
     write_metrics,
 )
 from manifpt_core.steps.enroll import (
+    added_features,
     enroll_attributors,
     enrollment_base,
     features_file,
@@ -100,9 +100,7 @@ def run_baseline(store: Store, settings: Settings, name: str, models: list[str],
     def compute(tmp: Path, fp: str) -> tuple[str, AttributorMetrics]:
         if base is not None:
             added = [c for c in classes if c not in base.classes]
-            data = baseline_inputs(added) if added else None
-            fresh = [network_features(load_attributor(base.folder / f"seed{s}.pt"), data, added, device)
-                     if data else {split: {} for split in SPLIT_NAMES} for s in settings.seeds]
+            fresh = added_features(base, baseline_inputs(added) if added else None, added, list(settings.seeds), device)
             enrolled = enroll_attributors(base, fresh, classes, list(settings.seeds), tmp, name, classifier,
                                           seed_metrics, None, None, label=config.label(name), parameters=params,
                                           feature_shape=base.metrics.feature_shape)

@@ -279,6 +279,15 @@ def _operating_point(results: dict[int, FitResult], features: dict[int, Features
                            test_accepted=float((test >= threshold).mean())), hashes)
 
 
+def added_features(base: Base, data: dict[str, tuple[np.ndarray, np.ndarray]] | None, added: list[str],
+                   seeds: list[int], device: str) -> list[Features]:
+    """Per seed (in ``seeds`` order), the ``added`` classes' features from the base's network of that seed, given
+    their inputs ``data`` (x, label per split, labels positions in ``added``); empty when nothing is added."""
+    if not added or data is None:
+        return [{split: {} for split in SPLIT_NAMES} for _ in seeds]
+    return [network_features(load_attributor(base.folder / f"seed{s}.pt"), data, added, device) for s in seeds]
+
+
 def network_features(result: FitResult, data: dict[str, tuple[np.ndarray, np.ndarray]], classes: list[str],
                      device: str) -> Features:
     """A network's penultimate features of ``data`` (x, label per split, labels positions in ``classes``)."""

@@ -42,7 +42,7 @@ from manifpt_core.steps.attribute import (
 )
 from manifpt_core.steps.augment import method_inputs
 from manifpt_core.steps.baselines import classical_models
-from manifpt_core.steps.enroll import Base, enroll_attributors, features_file, network_features, now
+from manifpt_core.steps.enroll import Base, added_features, enroll_attributors, features_file, now
 from manifpt_core.steps.labels import method_label
 from manifpt_core.store import SPLIT_NAMES, Outcome, Store, class_names, combine_hashes, run_cached
 from manifpt_core.store.cache import load_record
@@ -216,8 +216,7 @@ def _train_twins(store: Store, settings: Settings, classes: list[str], folder: P
             base = Base(previous / str(method), "", old.classes, {}, old)
             added = [c for c in classes if c not in base.classes]
             data = training_data(store, settings, method, added, fit, device) if added else None
-            fresh = [network_features(load_attributor(base.folder / f"seed{s}.pt"), data, added, device)
-                     if data else {split: {} for split in SPLIT_NAMES} for s in settings.seeds]
+            fresh = added_features(base, data, added, list(settings.seeds), device)
             enrolled = enroll_attributors(base, fresh, classes, list(settings.seeds), out, name, network,
                                           seed_metrics, None, None)
             write_metrics(out, enrolled.metrics)
