@@ -61,6 +61,7 @@ def load_attributor(path: str | os.PathLike) -> FitResult:
     settings["widths"] = tuple(settings["widths"])
     settings["mlp_hidden"] = tuple(settings["mlp_hidden"])
     settings.setdefault("precision", "fp32")  # files written before the setting existed were trained in fp32 on CPU
+    settings.setdefault("schedule", "constant")  # and with a constant learning rate
     return FitResult(
         state_dict=payload["state_dict"],
         mean=payload["mean"].numpy(),

@@ -17,6 +17,7 @@ from manifpt_core.torch_helpers import PRECISIONS
 
 NETWORKS = ("small_resnet", "resnet50")
 AUGMENTS = ("none", "perturb")  # attributor.augment: see FitSettings
+SCHEDULES = ("constant", "onecycle")  # attributor.schedule: see FitSettings
 
 
 @dataclass(frozen=True)
@@ -39,12 +40,17 @@ class FitSettings:
     # "auto": bf16 autocast on CUDA and on CPUs with native bf16 (AVX-512 BF16 / AMX), fp32 elsewhere; a trained
     # attributor stores the precision it was trained in, and predicts in it.
     precision: str = "auto"
+    # The learning rate over the epochs: "constant" (``lr`` throughout), or "onecycle" (warm up to ``lr`` over the
+    # first 30% of the ``epochs`` budget, then anneal to near zero by its end: converges in fewer epochs).
+    schedule: str = "constant"
 
     def __post_init__(self) -> None:
         if self.network not in NETWORKS:
             raise InputError(f"attributor.network = {self.network!r} is not one of {NETWORKS}")
         if self.augment not in AUGMENTS:
             raise InputError(f"attributor.augment = {self.augment!r} is not one of {AUGMENTS}")
+        if self.schedule not in SCHEDULES:
+            raise InputError(f"attributor.schedule = {self.schedule!r} is not one of {SCHEDULES}")
         if self.precision not in PRECISIONS:
             raise InputError(f"attributor.precision = {self.precision!r} is not one of {PRECISIONS}")
         if self.weights is not None and self.network != "resnet50":

@@ -96,9 +96,10 @@ def _train_epoch(
     device: str,
     precision: str,
     augment: tuple[Augment, np.random.Generator] | None = None,
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
 ) -> tuple[float, float]:
-    """One pass over (x, y) in an order drawn from ``order_gen``, each batch through ``augment`` when given;
-    returns mean loss and accuracy."""
+    """One pass over (x, y) in an order drawn from ``order_gen``, each batch through ``augment`` when given and
+    the learning rate stepped by ``scheduler`` after each batch when given; returns mean loss and accuracy."""
     net.train()
     order = torch.randperm(len(x), generator=order_gen).numpy()
     loss_sum, correct = 0.0, 0
@@ -113,6 +114,8 @@ def _train_epoch(
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
         loss_sum += loss.item() * len(index)
         correct += int((logits.argmax(1) == yb).sum())
     return loss_sum / len(x), correct / len(x)
@@ -171,6 +174,9 @@ def fit_attributor(
     if input_ndim == 4:
         net = net.to(memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(net.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
+    scheduler = (torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=settings.lr, epochs=settings.epochs, steps_per_epoch=-(-len(x_train) // settings.batch_size))
+        if settings.schedule == "onecycle" else None)
     y_train_t = torch.from_numpy(y_train)
     augmenting = (augment, np.random.default_rng(int(seed))) if augment is not None else None
 
@@ -180,7 +186,7 @@ def fit_attributor(
         for epoch in bar:
             train_loss, train_acc = _train_epoch(
                 net, optimizer, x_train, y_train_t, mean_t, std_t, order_gen, settings.batch_size, device, precision,
-                augmenting)
+                augmenting, scheduler)
             val_logits, _ = _evaluate(net, x_val, mean_t, std_t, device, max(settings.batch_size, 512), False,
                                       precision)
             val_acc = float((val_logits.argmax(1).numpy() == y_val).mean())

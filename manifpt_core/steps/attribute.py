@@ -27,6 +27,7 @@ from manifpt_core.attribution import (
 from manifpt_core.config import RETRAIN_CHOICES, Settings
 from manifpt_core.errors import InputError
 from manifpt_core.figures import save_confusion_matrix, save_per_class_bars
+from manifpt_core.metrics.openset import MAX_SOFTMAX
 from manifpt_core.metrics.separability import fd_ratio, mean_std
 from manifpt_core.names import Method
 from manifpt_core.spaces import get_space
@@ -36,12 +37,14 @@ from manifpt_core.steps.enroll import (
     enroll_attributors,
     enrollment_base,
     features_file,
+    load_features,
     network_features,
     now,
     save_features,
     split_features,
+    stacked,
 )
-from manifpt_core.steps.open_set import open_set_holdout, open_set_outcome, open_set_settings
+from manifpt_core.steps.open_set import evaluate_open_set, open_set_holdout, open_set_settings, operating_point
 from manifpt_core.store import (
     SPLIT_NAMES,
     Outcome,
@@ -140,7 +143,12 @@ def train_attributors(store: Store, settings: Settings, method: Method, models: 
         n_split = tuple(len(data[split][1]) for split in SPLIT_NAMES)
         tmp.mkdir(parents=True)
         fits = fit_seeds(data, classes, fit, settings.seeds, device, tmp, str(method))
-        open_set, point, stats_hashes = open_set_outcome(tmp, data, classes, settings, device)
+        open_set = evaluate_open_set(data, classes, settings, device)
+        seeds = list(settings.seeds)
+        point, stats_hashes = operating_point(
+            tmp, [load_attributor(tmp / f"seed{s}.pt") for s in seeds],
+            [stacked(load_features(tmp / features_file(s), classes), classes) for s in seeds], seeds,
+            open_set.chosen if open_set else MAX_SOFTMAX, settings.open_set_accept)
         training = TrainingInfo(mode="full", trained_at=now(), trunk_classes=classes, enrolled=[])
         metrics = seed_metrics(tmp, str(method), network, classes, fits.per_seed,
                                fits.matrices, n_split=n_split, open_set=open_set, features_file=FEATURES_FILE,

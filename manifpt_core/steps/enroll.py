@@ -26,18 +26,16 @@ import numpy as np
 
 from manifpt_core.attribution import FitResult, confusion_matrix, load_attributor, predict_logits, save_attributor
 from manifpt_core.attribution.enroll import enroll, head_logits, head_of
-from manifpt_core.attribution.train import softmax
 from manifpt_core.errors import StoreError
 from manifpt_core.metrics.openset import (
     MAX_SOFTMAX,
     SCORES,
     ClassStatistics,
-    fit_class_statistics,
     rejected_share,
     unknown_auroc,
 )
 from manifpt_core.metrics.separability import acceptance_threshold, fd_ratio, mean_std
-from manifpt_core.steps.open_set import class_stats_file, knownness
+from manifpt_core.steps.open_set import class_stats_file, feature_scores, operating_point
 from manifpt_core.store import SPLIT_NAMES
 from manifpt_core.store.cache import load_record
 from manifpt_core.store.hashing import file_hash
@@ -45,7 +43,6 @@ from manifpt_core.store.records import (
     AttributorMetrics,
     OpenSetResult,
     OpenSetRow,
-    OperatingPoint,
     SeedResult,
     TrainingInfo,
 )
@@ -88,6 +85,11 @@ def stack(features: Features, split: str, classes: list[str]) -> tuple[np.ndarra
     """One split's features of ``classes`` in class order, and their labels (positions in ``classes``)."""
     parts = [features[split][name] for name in classes]
     return np.concatenate(parts), np.concatenate([np.full(len(p), i, np.int64) for i, p in enumerate(parts)])
+
+
+def stacked(features: Features, classes: list[str]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Every split's features of ``classes`` stacked as :func:`stack` does: (x, label) per split."""
+    return {split: stack(features, split, classes) for split in SPLIT_NAMES}
 
 
 def now() -> str:
@@ -206,8 +208,9 @@ def enroll_attributors(base: Base, new_features: list[Features], classes: list[s
     if open_set is not None:
         accept, holdout = open_set
         rows = _open_set(base, dict(zip(seeds, new_features)), added, classes, holdout, accept)
-        point, stats_hashes = _operating_point(results, all_features, classes, tmp,
-                                               rows.chosen if rows else MAX_SOFTMAX, accept)
+        point, stats_hashes = operating_point(tmp, [results[s] for s in seeds],
+                                              [stacked(all_features[s], classes) for s in seeds], seeds,
+                                              rows.chosen if rows else MAX_SOFTMAX, accept)
         extra.update(open_set=rows, operating_point=point)
     previous = base.metrics.training
     training = previous if not added and not removed else TrainingInfo(
@@ -218,13 +221,6 @@ def enroll_attributors(base: Base, new_features: list[Features], classes: list[s
                            n_split=tuple(len(stack(all_features[seeds[0]], s, classes)[1]) for s in SPLIT_NAMES),
                            features_file=features_name, training=training, **extra)
     return Enrolled(metrics, {**hashes, **stats_hashes})
-
-
-def _scores(results: list[FitResult], statistics: list[ClassStatistics], features: list[np.ndarray]
-            ) -> dict[str, np.ndarray]:
-    """Every open-set score's known-ness of samples, from each seed's head and features."""
-    probs = np.stack([softmax(head_logits(*head_of(r), f)) for r, f in zip(results, features)])
-    return {score: knownness(score, probs, features, statistics) for score in SCORES}
 
 
 def _open_set(base: Base, fresh: dict[int, Features], added: list[str], classes: list[str], holdout: list[str],
@@ -243,10 +239,10 @@ def _open_set(base: Base, fresh: dict[int, Features], added: list[str], classes:
         features = [load_features(base.folder / features_file(s), known) for s in seeds]
     for name in added:
         new = [fresh[seed]["test"][name] for seed in seeds]
-        val = _scores(results, statistics, [stack(f, "val", known)[0] for f in features])
+        val = feature_scores(results, statistics, [stack(f, "val", known)[0] for f in features])
         x_known = [stack(f, "test", known)[0] for f in features]
-        known_scores = _scores(results, statistics, x_known)
-        unknown_scores = _scores(results, statistics, new)
+        known_scores = feature_scores(results, statistics, x_known)
+        unknown_scores = feature_scores(results, statistics, new)
         thresholds = {s: acceptance_threshold(val[s], accept) for s in SCORES}
         rows.append(OpenSetRow(held_out=name, n_known=len(x_known[0]), n_unknown=len(new[0]),
                                auroc={s: unknown_auroc(known_scores[s], unknown_scores[s]) for s in SCORES},
@@ -259,24 +255,6 @@ def _open_set(base: Base, fresh: dict[int, Features], added: list[str], classes:
                          accept=accept, rows=rows, auroc_mean={s: auroc[s][0] for s in SCORES},
                          auroc_std={s: auroc[s][1] for s in SCORES},
                          rejected_mean={s: float(np.mean([r.rejected[s] for r in rows])) for s in SCORES})
-
-
-def _operating_point(results: dict[int, FitResult], features: dict[int, Features], classes: list[str], tmp: Path,
-                     score: str, accept: float) -> tuple[OperatingPoint, dict[str, str]]:
-    """The enrolled attributor's operating point, from every seed's class statistics (written under ``tmp``)."""
-    seeds = list(results)
-    statistics, hashes = [], {}
-    for seed in seeds:
-        stats = fit_class_statistics(*stack(features[seed], "train", classes))
-        stats.save(tmp / class_stats_file(seed))
-        hashes[class_stats_file(seed)] = file_hash(tmp / class_stats_file(seed))
-        statistics.append(stats)
-    ordered = [results[s] for s in seeds]
-    val = _scores(ordered, statistics, [stack(features[s], "val", classes)[0] for s in seeds])[score]
-    test = _scores(ordered, statistics, [stack(features[s], "test", classes)[0] for s in seeds])[score]
-    threshold = acceptance_threshold(val, accept)
-    return (OperatingPoint(score=score, accept=accept, threshold=threshold, n_val=len(val),
-                           test_accepted=float((test >= threshold).mean())), hashes)
 
 
 def added_features(base: Base, data: dict[str, tuple[np.ndarray, np.ndarray]] | None, added: list[str],

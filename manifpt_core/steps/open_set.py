@@ -16,7 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from manifpt_core.attribution import FitResult, fit_attributor, load_attributor, predict_logits, softmax
+from manifpt_core.attribution import FitResult, fit_attributor, predict_logits, softmax
+from manifpt_core.attribution.enroll import head_logits, head_of
 from manifpt_core.config import Settings
 from manifpt_core.errors import InputError, StoreError
 from manifpt_core.metrics.openset import (
@@ -152,24 +153,32 @@ def evaluate_open_set(data: Split, classes: list[str], settings: Settings, devic
                          rejected_mean={s: float(np.mean([r.rejected[s] for r in rows])) for s in SCORES})
 
 
-def operating_point(folder: Path, data: Split, seeds: list[int], score: str, accept: float,
-                    device: str) -> tuple[OperatingPoint, dict[str, str]]:
-    """The full attributor's operating point for ``score``, from its seed networks saved in ``folder``: the
-    threshold ``accept`` of the validation images (every one of a known class) reach, and the share of the test
-    images that do (the measured rate). Writes every seed's class statistics into ``folder``; returns their
-    file hashes too."""
-    results = [load_attributor(folder / f"seed{seed}.pt") for seed in seeds]
-    statistics = _class_statistics(results, *data["train"], device)
-    hashes = {}
-    for seed, stats in zip(seeds, statistics):
+def feature_scores(results: list[FitResult], statistics: list[ClassStatistics], features: list[np.ndarray]
+                   ) -> dict[str, np.ndarray]:
+    """Every open-set score's known-ness of samples, from each seed network's head applied to the samples'
+    penultimate features (one (n, D) array per seed, in the order of ``results``)."""
+    probs = np.stack([softmax(head_logits(*head_of(r), f)) for r, f in zip(results, features)])
+    return {score: knownness(score, probs, features, statistics) for score in SCORES}
+
+
+def operating_point(folder: Path, results: list[FitResult], features: list[Split], seeds: list[int], score: str,
+                    accept: float) -> tuple[OperatingPoint, dict[str, str]]:
+    """An attributor's operating point for ``score`` from its seed networks and every seed's penultimate features
+    of each split (x, label; what ``features_seed{s}.npz`` stores), so no sample goes through a network again:
+    the threshold ``accept`` of the validation images (every one of a known class) reach, and the share of the test
+    images that do (the measured rate). Writes every seed's class statistics (fit on its training features) into
+    ``folder``; returns their file hashes too."""
+    statistics, hashes = [], {}
+    for seed, split in zip(seeds, features):
+        stats = fit_class_statistics(*split["train"])
         stats.save(folder / class_stats_file(seed))
         hashes[class_stats_file(seed)] = file_hash(folder / class_stats_file(seed))
-    val = knownness(score, *network_outputs(results, data["val"][0], device), statistics)
+        statistics.append(stats)
+    val = feature_scores(results, statistics, [split["val"][0] for split in features])[score]
+    test = feature_scores(results, statistics, [split["test"][0] for split in features])[score]
     threshold = acceptance_threshold(val, accept)
-    test = knownness(score, *network_outputs(results, data["test"][0], device), statistics)
-    point = OperatingPoint(score=score, accept=accept, threshold=threshold, n_val=len(val),
-                           test_accepted=float((test >= threshold).mean()))
-    return point, hashes
+    return (OperatingPoint(score=score, accept=accept, threshold=threshold, n_val=len(val),
+                           test_accepted=float((test >= threshold).mean())), hashes)
 
 
 def seed_class_statistics(store: Store, method: Method, metrics: AttributorMetrics) -> list[ClassStatistics] | None:
@@ -184,17 +193,6 @@ def seed_class_statistics(store: Store, method: Method, metrics: AttributorMetri
         raise StoreError(f"attributor {method} uses the {MAHALANOBIS} open-set score but {folder} lacks {missing}; "
                          "materialize the attributor again")
     return [ClassStatistics.load(folder / class_stats_file(s)) for s in metrics.seeds]
-
-
-def open_set_outcome(folder: Path, data: Split, classes: list[str], settings: Settings,
-                     device: str) -> tuple[OpenSetResult | None, OperatingPoint, dict[str, str]]:
-    """The attributor step's open-set part, once its seed networks are saved in ``folder``: the leave-out
-    evaluation, then the operating point of the chosen score (max softmax when no model is left out), and the
-    hashes of the class statistics written beside the networks."""
-    open_set = evaluate_open_set(data, classes, settings, device)
-    score = open_set.chosen if open_set else MAX_SOFTMAX
-    point, hashes = operating_point(folder, data, list(settings.seeds), score, settings.open_set_accept, device)
-    return open_set, point, hashes
 
 
 def open_set_settings(settings: Settings, classes: list[str]) -> dict[str, object]:

@@ -112,6 +112,34 @@ def test_early_stopping_keeps_best_epoch():
     assert accuracy(yv, predict(result, xv)) == pytest.approx(result.best_val_accuracy)
 
 
+@pytest.mark.parametrize("schedule", ["constant", "onecycle"])
+def test_learning_rate_follows_the_schedule_batch_by_batch(data, monkeypatch, schedule):
+    (xt, yt), (xv, yv), (xs, ys) = data
+    rates = []
+    step = torch.optim.Adam.step
+
+    def recording_step(self, *args, **kwargs):
+        rates.append(self.param_groups[0]["lr"])
+        return step(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.Adam, "step", recording_step)
+    settings = FitSettings(epochs=5, batch_size=64, lr=3e-3, patience=5, widths=(8, 16, 32), schedule=schedule)
+    result = fit_attributor(xt, yt, xv, yv, 3, settings, seed=0, progress=False)
+    per_epoch = -(-len(xt) // settings.batch_size)
+    assert len(rates) == settings.epochs * per_epoch
+    if schedule == "constant":
+        assert rates == [settings.lr] * len(rates)
+    else:
+        # Warm-up to lr over the first 30% of the steps, then annealing to almost nothing by the last one.
+        peak = int(np.argmax(rates))
+        assert rates[peak] == pytest.approx(settings.lr)
+        assert abs(peak - 0.3 * len(rates)) <= 1
+        assert rates[0] < settings.lr / 10 and rates[-1] < settings.lr / 1000
+        assert all(a <= b for a, b in zip(rates[: peak + 1], rates[1 : peak + 1]))
+        assert all(a >= b for a, b in zip(rates[peak:], rates[peak + 1 :]))
+    assert accuracy(ys, predict(result, xs)) >= 0.9  # learned either way (chance is 1/3)
+
+
 def test_confusion_matrix_matches_brute_force():
     rng = np.random.default_rng(0)
     k = 4
@@ -185,6 +213,7 @@ def test_fit_rejects_bad_inputs(data, problem, match):
         ({"weight_decay": -1e-3}, "weight_decay"),
         ({"patience": 1.5}, "patience.*1.5"),
         ({"widths": (16, 0)}, "widths"),
+        ({"schedule": "cosine"}, "schedule.*cosine"),
     ],
 )
 def test_settings_validation_names_field_and_value(kwargs, match):
