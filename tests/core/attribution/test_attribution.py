@@ -248,6 +248,20 @@ def test_save_load_round_trip(tmp_path, data, trained):
         load_attributor(tmp_path / "junk.pt")
 
 
+def test_a_file_saved_before_precision_and_schedule_existed_loads_as_fp32_and_constant(tmp_path, data):
+    (xt, yt), (xv, yv), (xs, _) = data
+    settings = FitSettings(epochs=2, batch_size=64, lr=3e-3, widths=(8, 16, 32), precision="fp32")
+    result = fit_attributor(xt, yt, xv, yv, 3, settings, seed=0, progress=False)
+    path = save_attributor(result, tmp_path / "attributor.pt")
+    payload = torch.load(path, weights_only=True)
+    for key in ("precision", "schedule"):  # as such a file has its settings
+        del payload["settings"][key]
+    torch.save(payload, path)
+    loaded = load_attributor(path)
+    assert (loaded.settings.precision, loaded.settings.schedule) == ("fp32", "constant")
+    np.testing.assert_array_equal(predict(loaded, xs), predict(result, xs))
+
+
 def test_settings_coerce_numpy_scalars_and_lists():
     settings = FitSettings(epochs=np.int64(4), lr=np.float32(0.01), widths=[8, np.int64(16)])
     assert settings.epochs == 4 and type(settings.epochs) is int
