@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 import torch
@@ -135,8 +137,8 @@ def test_learning_rate_follows_the_schedule_batch_by_batch(data, monkeypatch, sc
         assert rates[peak] == pytest.approx(settings.lr)
         assert abs(peak - 0.3 * len(rates)) <= 1
         assert rates[0] < settings.lr / 10 and rates[-1] < settings.lr / 1000
-        assert all(a <= b for a, b in zip(rates[: peak + 1], rates[1 : peak + 1]))
-        assert all(a >= b for a, b in zip(rates[peak:], rates[peak + 1 :]))
+        assert all(a <= b for a, b in itertools.pairwise(rates[: peak + 1]))
+        assert all(a >= b for a, b in itertools.pairwise(rates[peak:]))
     assert accuracy(ys, predict(result, xs)) >= 0.9  # learned either way (chance is 1/3)
 
 
