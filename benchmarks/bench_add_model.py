@@ -169,9 +169,10 @@ def main() -> None:
           f"other steps {other_add:.1f} s + sensor and automation ticks {add - own_add - enroll_add - other_add:.1f} s")
     print(f"  against its own work: {add / own_add:.2f}x (target <= 1.2); enrollment alone {enroll_add / own_add:.2f}x, "
           f"other steps (evaluations over every class: robustness, report, feature table) {other_add / own_add:.2f}x")
-    print(f"retraining in full instead: {retrain_full:.1f} s of retraining + {other_full:.1f} s of other steps; adding "
-          f"{added} that way costs {own_add + retrain_full + other_full:.1f} s, "
-          f"{(own_add + retrain_full + other_full) / own_add:.2f}x its own work")
+    # Wall clock, as the enrollment's cost is: the retraining and other steps, and the runs' overhead between them.
+    print(f"retraining in full instead: {full:.1f} s = {retrain_full:.1f} s of retraining + {other_full:.1f} s of "
+          f"other steps + {full - retrain_full - other_full:.1f} s of run overhead and ticks; adding {added} that way "
+          f"costs {own_add + full:.1f} s, {(own_add + full) / own_add:.2f}x its own work")
     print("| method | enrolled: all | enrolled: new model | full retrain: all | full retrain: new model | gap all |")
     print("|---|---|---|---|---|---|")
     for method, (acc, new, _) in enrolled.items():
