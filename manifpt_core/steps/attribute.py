@@ -33,11 +33,11 @@ from manifpt_core.names import Method
 from manifpt_core.spaces import get_space
 from manifpt_core.steps.augment import augmented_training_inputs
 from manifpt_core.steps.enroll import (
+    Features,
     added_features,
     enroll_attributors,
     enrollment_base,
     features_file,
-    load_features,
     network_features,
     now,
     save_features,
@@ -144,10 +144,8 @@ def train_attributors(store: Store, settings: Settings, method: Method, models: 
         tmp.mkdir(parents=True)
         fits = fit_seeds(data, classes, fit, settings.seeds, device, tmp, str(method))
         open_set = evaluate_open_set(data, classes, settings, device)
-        seeds = list(settings.seeds)
         point, stats_hashes = operating_point(
-            tmp, [load_attributor(tmp / f"seed{s}.pt") for s in seeds],
-            [stacked(load_features(tmp / features_file(s), classes), classes) for s in seeds], seeds,
+            tmp, fits.results, [stacked(f, classes) for f in fits.features], list(settings.seeds),
             open_set.chosen if open_set else MAX_SOFTMAX, settings.open_set_accept)
         training = TrainingInfo(mode="full", trained_at=now(), trunk_classes=classes, enrolled=[])
         metrics = seed_metrics(tmp, str(method), network, classes, fits.per_seed,
@@ -200,11 +198,14 @@ def training_data(store: Store, settings: Settings, method: Method, classes: lis
 
 @dataclass
 class SeedFits:
-    """What :func:`fit_seeds` measured: per seed its test result, confusion matrix and weights' hash."""
+    """What :func:`fit_seeds` measured: per seed its test result, confusion matrix and weights' hash, and the
+    trained network with every split's penultimate features (as saved beside it)."""
 
     per_seed: list[SeedResult]
     matrices: list[np.ndarray]
     weight_hashes: dict[str, str]
+    results: list[FitResult]
+    features: list[Features]
 
 
 def fit_seeds(data: Split, classes: list[str], fit: FitSettings, seeds: tuple[int, ...] | list[int], device: str,
@@ -212,7 +213,7 @@ def fit_seeds(data: Split, classes: list[str], fit: FitSettings, seeds: tuple[in
     """Train one attributor per seed on ``data["train"]`` (best epoch on ``data["val"]``), test it on
     ``data["test"]``, and save ``seed{s}.pt`` (and the first seed's test features) under ``folder``."""
     (x_tr, y_tr), (x_va, y_va), (x_te, y_te) = data["train"], data["val"], data["test"]
-    fits = SeedFits([], [], {})
+    fits = SeedFits([], [], {}, [], [])
     for seed in seeds:
         result = fit_attributor(x_tr, y_tr, x_va, y_va, len(classes), fit, seed=seed, device=device)
         logits, features = predict_logits(result, x_te, device=device, return_features=True)
@@ -225,10 +226,12 @@ def fit_seeds(data: Split, classes: list[str], fit: FitSettings, seeds: tuple[in
         if seed == seeds[0]:  # the features the report draws (t-SNE) and clusters (NMI)
             np.savez(folder / FEATURES_FILE, features=features, labels=y_te)
         # Every split's features, per class: what enrolling a new model into this network reuses.
-        save_features(folder / features_file(seed), network_features(result, {k: data[k] for k in ("train", "val")},
-                                                                     classes, device)
-                      | {"test": split_features({"test": features}, {"test": y_te}, classes)["test"]})
+        split_by_class = (network_features(result, {k: data[k] for k in ("train", "val")}, classes, device)
+                          | {"test": split_features({"test": features}, {"test": y_te}, classes)["test"]})
+        save_features(folder / features_file(seed), split_by_class)
         save_attributor(result, folder / f"seed{seed}.pt")
+        fits.results.append(result)
+        fits.features.append(split_by_class)
         fits.weight_hashes[str(seed)] = file_hash(folder / f"seed{seed}.pt")
         logger.info("attributor %s seed %d: test accuracy %.4f", name, seed, acc)
     return fits
