@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -133,13 +134,18 @@ def evaluate_robustness(store: Store, settings: Settings, models: list[str],
                                            base[1].settings.get("twins_training") if base[1].settings["classes"] == classes
                                            else {"mode": "enrolled", "base": base[1].fingerprint})
 
+    phases: dict[str, float] = {}
+
     def compute(tmp: Path, fp: str) -> tuple[str, RobustnessSummary]:
         tmp.mkdir(parents=True)
         device = resolve_device(settings.device)
-        images = gather_inputs(store, CONTROL, classes, pixels=True)
-        test_images, y_test = images["test"]
+        start = time.perf_counter()
         twins, twin_hashes = (_train_twins(store, settings, classes, tmp / TWINS_DIR, device, previous)
                               if settings.robustness.compare_augment else ({}, {}))
+        phases["twins"] = time.perf_counter() - start
+        start = time.perf_counter()
+        images = gather_inputs(store, CONTROL, classes, pixels=True)
+        test_images, y_test = images["test"]
         # Imported here: the query engine is built on the steps, and this step on the engine.
         from manifpt_core.query.engine import QueryEngine
 
@@ -165,10 +171,15 @@ def evaluate_robustness(store: Store, settings: Settings, models: list[str],
         text = json.dumps(summary.to_dict(), indent=2)
         (tmp / RESULT_FILE).write_text(text)
         save_robustness_figure(summary, tmp / FIGURE_FILE)
+        phases["evaluation"] = time.perf_counter() - start
+        logger.info("robustness: twins %s in %.1f s, evaluation of %d test images under %d conditions in %.1f s",
+                    (step_settings.get("twins_training") or {}).get("mode", "none"), phases["twins"], len(y_test),
+                    len(conditions), phases["evaluation"])
         return combine_hashes({"robustness": text, "twins": combine_hashes(twin_hashes)}), summary
 
-    return run_cached(store.paths.robustness, "robustness", ROBUSTNESS_VERSION, inputs, step_settings, compute,
-                      RobustnessSummary)
+    outcome = run_cached(store.paths.robustness, "robustness", ROBUSTNESS_VERSION, inputs, step_settings, compute,
+                         RobustnessSummary)
+    return dataclasses.replace(outcome, phases=phases) if phases else outcome
 
 
 def _twin_base(store: Store, settings: Settings, inputs: dict[str, str], classes: list[str]

@@ -48,6 +48,9 @@ class Outcome(Generic[S]):
     reused: bool
     seconds: float
     summary: S
+    # Seconds of the named parts of a computation that times them (empty when reused). Not part of the stored
+    # output, so its content hash does not depend on them.
+    phases: dict[str, float] = field(default_factory=dict)
 
     def metadata(self) -> dict[str, Any]:
         """Flat, JSON-safe facts for logs and Dagster metadata."""
@@ -55,6 +58,7 @@ class Outcome(Generic[S]):
             "path": str(self.path),
             "reused": self.reused,
             "seconds": round(self.seconds, 3),
+            **({"phases": {k: round(v, 3) for k, v in self.phases.items()}} if self.phases else {}),
             "fingerprint": self.fingerprint,
             "content_hash": self.content_hash,
             **self.summary.to_dict(),

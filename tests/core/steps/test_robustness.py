@@ -164,6 +164,7 @@ def test_an_augmented_attributor_is_a_new_output_with_new_weights(built, tmp_pat
 def test_the_step_is_reused_and_a_perturbation_draws_the_same_whatever_else_is_listed(built, tmp_path):
     again = evaluate_robustness(built.store, built.settings, MODELS)
     assert again.reused and again.content_hash == built.outcome.content_hash
+    assert again.phases == {} and "phases" not in again.metadata()  # a reuse times nothing
     root = tmp_path / "store"
     shutil.copytree(built.store.root, root)
     store = Store(root, "bench")
@@ -171,6 +172,9 @@ def test_the_step_is_reused_and_a_perturbation_draws_the_same_whatever_else_is_l
         built.settings.robustness, perturbations=("noise2",), compare_augment=False))
     outcome = evaluate_robustness(store, only_noise, MODELS)
     assert not outcome.reused and outcome.summary.conditions == ["clean", "noise2"]
+    # A computation says how long its twins (none here) and its evaluation took, in metadata, not in the output.
+    assert set(outcome.phases) == set(outcome.metadata()["phases"]) == {"twins", "evaluation"}
+    assert "phases" not in (outcome.path / "robustness.json").read_text()
     assert len(outcome.summary.rows) == len(built.rows) - len(built.settings.methods) - 1  # no twins
     for row in outcome.summary.rows:
         assert row["accuracy"] == {c: built.rows[row["method"]]["accuracy"][c] for c in ("clean", "noise2")}
