@@ -59,32 +59,44 @@ def write_config(path: Path, profile: str, n_models: int, seeds: int, open_set: 
     path.write_text("\n".join(lines) + "\n")
 
 
-def split(steps, models: list[str], twins: float = 0.0) -> tuple[float, float, float]:
+def split(steps, models: list[str], twins: list[float] | None = None) -> tuple[float, float, float]:
     """Seconds of (the models' own work, the enrollment or retraining steps, everything else) among ``steps``.
-    The robustness run counts ``twins`` (its twins' enrollment or training, from its metadata) as enrollment or
-    retraining, and the rest of it (the evaluation of every test image) as everything else."""
+    Each robustness run counts its own twins' seconds (``twins``: one entry per robustness run, in order, from its
+    materialization's metadata) as enrollment or retraining, and the rest of it (the evaluation of every test
+    image) as everything else."""
     own = enrolling = other = 0.0
+    pending = list(twins or [])
+    robustness_runs = 0
     for step in steps:
         names = {k.split("/")[-1].split("__")[-1] for k in step.keys}
         model = str(step.partition).split("|")[0] if step.partition is not None else None
         if model in models:
             own += step.seconds
         elif names & {"robustness", "robustness_eval"}:  # the asset, or its job as the full retrain runs it
-            enrolling, other = enrolling + min(twins, step.seconds), other + step.seconds - min(twins, step.seconds)
+            robustness_runs += 1
+            if not pending:
+                raise RuntimeError(f"robustness run {robustness_runs} has no materialization with its phases; "
+                                   f"{len(twins or [])} were found")
+            part = min(pending.pop(0), step.seconds)
+            enrolling, other = enrolling + part, other + step.seconds - part
         elif names & set(ENROLLING) or names & {job for job, _ in RETRAIN_JOBS}:
             enrolling += step.seconds
         else:
             other += step.seconds
+    if pending:
+        raise RuntimeError(f"{len(pending)} robustness materializations more than the {robustness_runs} robustness "
+                           "runs timed")
     return own, enrolling, other
 
 
-def twin_seconds(instance: dg.DagsterInstance, after: float) -> float:
-    """Seconds the robustness step spent on its twins (enrolling or training them) in its materializations since
-    ``after`` (a timestamp); 0 for one that reused its output."""
+def twin_seconds(instance: dg.DagsterInstance, after: float) -> list[float]:
+    """Per robustness materialization since ``after`` (a timestamp), oldest first: the seconds it spent on its
+    twins (enrolling or training them); 0 for one that reused its output."""
     records = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=dg.AssetKey([DATASET, "robustness"]), after_timestamp=after), limit=100).records
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey([DATASET, "robustness"]), after_timestamp=after), limit=100,
+        ascending=True).records
     phases = [r.asset_materialization.metadata.get("phases") for r in records]
-    return sum(float(p.value.get("twins", 0.0)) for p in phases if p is not None)
+    return [float(p.value.get("twins", 0.0)) if p is not None else 0.0 for p in phases]
 
 
 def accuracies(resource: ManifptResource, new: str) -> dict[str, tuple[float, float, str]]:

@@ -63,6 +63,7 @@ logger = logging.getLogger(__name__)
 
 ATTRIBUTOR_VERSION = "6"
 FEATURES_FILE = "test_features.npz"  # penultimate features and labels of the test set (first seed)
+CONFUSION_PNG, PER_CLASS_PNG = "confusion.png", "per_class.png"  # an attributor's figures, in its folder
 CONTROL = Method.control()  # the same network on the raw images instead of artifacts
 
 Split = dict[str, tuple[np.ndarray, np.ndarray]]
@@ -254,21 +255,25 @@ def write_metrics(folder: Path, metrics: AttributorMetrics) -> None:
 
 
 def seed_metrics(tmp: Path, method: str, network: str, classes: list[str], per_seed: list[SeedResult],
-                 matrices: list[np.ndarray], n_split: tuple[int, int, int], **extra) -> AttributorMetrics:
+                 matrices: list[np.ndarray], n_split: tuple[int, int, int], figures: bool = True,
+                 **extra) -> AttributorMetrics:
     """Accuracy and FDR over seeds (mean ± sample std; one seed has an unknown std, None, not zero), the
-    confusion matrix summed over seeds, per-class accuracy, and their figures written under ``tmp``."""
+    confusion matrix summed over seeds, per-class accuracy, and (``figures``) their figures written under ``tmp``;
+    without figures the record names none (the robustness step's twins: no report or asset shows them)."""
     accuracy_mean, accuracy_std = mean_std([s.test_accuracy for s in per_seed])
     fdr_mean, fdr_std = mean_std([s.fdr for s in per_seed])
     confusion = np.sum(matrices, axis=0)
     per_class = (np.diag(confusion) / np.maximum(confusion.sum(axis=1), 1)).tolist()
-    save_confusion_matrix(confusion, classes, f"{method}: test confusion (sum over seeds)", tmp / "confusion.png")
-    save_per_class_bars(per_class, classes, f"{method}: test accuracy per class", tmp / "per_class.png")
+    if figures:
+        save_confusion_matrix(confusion, classes, f"{method}: test confusion (sum over seeds)", tmp / CONFUSION_PNG)
+        save_per_class_bars(per_class, classes, f"{method}: test accuracy per class", tmp / PER_CLASS_PNG)
     n_train, n_val, n_test = n_split
     return AttributorMetrics(
         method=method, network=network, classes=classes, n_train=n_train, n_val=n_val, n_test=n_test,
         seeds=[s.seed for s in per_seed], accuracy_mean=accuracy_mean, accuracy_std=accuracy_std,
         fdr_mean=fdr_mean, fdr_std=fdr_std, per_class_accuracy=dict(zip(classes, per_class)), per_seed=per_seed,
-        confusion=confusion.tolist(), confusion_png="confusion.png", per_class_png="per_class.png", **extra)
+        confusion=confusion.tolist(), confusion_png=CONFUSION_PNG if figures else None,
+        per_class_png=PER_CLASS_PNG if figures else None, **extra)
 
 
 def combine_outcomes(outcomes: list[Outcome[AttributorMetrics]]) -> Outcome[MethodsSummary]:

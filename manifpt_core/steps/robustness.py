@@ -229,7 +229,7 @@ def _train_twins(store: Store, settings: Settings, classes: list[str], folder: P
             data = training_data(store, settings, method, added, fit, device) if added else None
             fresh = added_features(base, data, added, list(settings.seeds), device)
             enrolled = enroll_attributors(base, fresh, classes, list(settings.seeds), out, name, network,
-                                          seed_metrics, None, None)
+                                          seed_metrics, None, None, figures=False)
             write_metrics(out, enrolled.metrics)
             weight_hashes = {k: v for k, v in enrolled.hashes.items() if k.isdigit()}
         else:
@@ -238,7 +238,7 @@ def _train_twins(store: Store, settings: Settings, classes: list[str], folder: P
             fits = fit_seeds(data, classes, fit, settings.seeds, device, out, name)
             n_split = tuple(len(data[split][1]) for split in SPLIT_NAMES)
             write_metrics(out, seed_metrics(out, name, network, classes, fits.per_seed, fits.matrices,
-                                            n_split=n_split, training=TrainingInfo(
+                                            n_split=n_split, figures=False, training=TrainingInfo(
                                                 mode="full", trained_at=now(), trunk_classes=classes, enrolled=[])))
             weight_hashes = fits.weight_hashes
         twins[name] = (method, [(seed, Predictor(load_attributor(out / f"seed{seed}.pt"), device))

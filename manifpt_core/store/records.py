@@ -283,8 +283,8 @@ class AttributorMetrics(Summary):
     per_class_accuracy: dict[str, float]
     per_seed: list[SeedResult]
     confusion: list[list[int]]
-    confusion_png: str
-    per_class_png: str
+    confusion_png: str | None  # None: no figures (the robustness step's twins)
+    per_class_png: str | None
     open_set: OpenSetResult | None = None
     features_file: str | None = None  # penultimate test features of the first seed (attributors only)
     label: str | None = None  # baselines: the report's row label

@@ -21,6 +21,7 @@ from manifpt_core.steps.attribute import CONTROL, gather_inputs, training_data
 from manifpt_core.steps.augment import augmented_rows
 from manifpt_core.steps.robustness import condition_seed, evaluate_robustness, robustness_markdown
 from manifpt_core.store import Store, class_names
+from manifpt_core.store.records import AttributorMetrics
 
 pytestmark = pytest.mark.slow  # the whole pipeline, then every attributor trained again (about two minutes)
 
@@ -87,6 +88,20 @@ def test_clean_accuracy_is_each_methods_stored_test_accuracy(built):
         stored = [s["test_accuracy"] for s in twin["per_seed"]]
         row = built.rows[f"{method} [augment=perturb]"]
         assert row["accuracy"]["clean"]["per_seed"] == pytest.approx(stored, abs=1e-12), method
+
+
+def test_the_twins_keep_their_numbers_but_draw_no_figures(built):
+    """No report or asset shows a twin's confusion matrix or per-class bars, so none is drawn; the attributors
+    the report shows keep theirs."""
+    for method in [*built.settings.methods, CONTROL]:
+        folder = built.outcome.path / "twins" / str(method)
+        twin = AttributorMetrics.from_dict(json.loads((folder / "metrics.json").read_text()))
+        assert twin.confusion_png is None and twin.per_class_png is None
+        assert len(twin.confusion) == len(built.classes) and set(twin.per_class_accuracy) == set(built.classes)
+        assert not list(folder.glob("*.png")), method
+        stored = built.store.attributor(method)
+        assert (built.store.method_dir(method) / stored.confusion_png).stat().st_size > 0
+        assert (built.store.method_dir(method) / stored.per_class_png).stat().st_size > 0
 
 
 @pytest.mark.parametrize("name", PERTURBATION_NAMES)
