@@ -8,7 +8,7 @@ import torch
 from torch.nn import functional as F
 
 from manifpt_core.attribution import FitSettings, fit_attributor, predict_logits
-from manifpt_core.attribution.enroll import enroll, fit_new_rows, head_logits, head_of
+from manifpt_core.attribution.enroll import NEWTON_MAX_PARAMETERS, enroll, fit_new_rows, head_logits, head_of
 from manifpt_core.errors import InputError
 
 SETTINGS = FitSettings(epochs=3, patience=3, batch_size=32, mlp_hidden=(16,), precision="fp32")
@@ -96,3 +96,45 @@ def test_bad_enrollments_are_refused(trained):
     no_head = dataclasses.replace(result, state_dict={k: v for k, v in result.state_dict.items() if "head" not in k})
     with pytest.raises(InputError, match="no linear head"):
         enroll(no_head, ["a", "b", "c"], ["a", "b", "c", "d"], features, y)
+
+
+def _wide_problem(rng, d, n_new=1, n=240):
+    x, y = _blobs(rng, 3 + n_new, n=n // (3 + n_new), d=d)
+    return rng.normal(0, 0.5, (3, d)).astype(np.float32), rng.normal(0, 0.5, 3).astype(np.float32), x, y
+
+
+@pytest.mark.parametrize(("n_new", "d"), [(1, 8), (2, 16), (1, 64)])
+def test_newton_and_lbfgs_reach_the_same_optimum(n_new, d):
+    """Newton's method (exact Hessian) and L-BFGS minimize the same convex objective: the same rows to
+    rounding, and Newton's gradient at least as small."""
+    rng = np.random.default_rng(d + n_new)
+    fixed_w, fixed_b, x, y = _wide_problem(rng, d, n_new)
+    newton = fit_new_rows(fixed_w, fixed_b, x, y, n_new, 1e-3, solver="newton")
+    lbfgs = fit_new_rows(fixed_w, fixed_b, x, y, n_new, 1e-3, solver="lbfgs")
+    np.testing.assert_allclose(newton[0], lbfgs[0], atol=2e-3)
+    np.testing.assert_allclose(newton[1], lbfgs[1], atol=2e-3)
+
+    def gradient(w, b):
+        w_t = torch.tensor(w, dtype=torch.float64, requires_grad=True)
+        b_t = torch.tensor(b, dtype=torch.float64, requires_grad=True)
+        x64 = torch.from_numpy(x.astype(np.float64))
+        logits = torch.cat([x64 @ torch.from_numpy(fixed_w.astype(np.float64)).T
+                            + torch.from_numpy(fixed_b.astype(np.float64)), x64 @ w_t.T + b_t], dim=1)
+        (F.cross_entropy(logits, torch.from_numpy(y)) + 0.5e-3 * w_t.pow(2).sum()).backward()
+        return max(float(w_t.grad.abs().max()), float(b_t.grad.abs().max()))
+
+    assert gradient(*newton) < 1e-5  # float32 rounding of the returned rows bounds it
+    assert gradient(*newton) <= gradient(*lbfgs) + 1e-6
+
+
+def test_auto_uses_newton_for_a_narrow_head_and_lbfgs_for_a_wide_one():
+    rng = np.random.default_rng(7)
+    narrow = _wide_problem(rng, 8)
+    for got, want in zip(fit_new_rows(*narrow, 1, 1e-3), fit_new_rows(*narrow, 1, 1e-3, solver="newton")):
+        np.testing.assert_array_equal(got, want)
+    wide = _wide_problem(rng, NEWTON_MAX_PARAMETERS)  # D + 1 unknowns: one more than Newton takes
+    for got, want in zip(fit_new_rows(*wide, 1, 1e-3, max_iter=20), fit_new_rows(*wide, 1, 1e-3, max_iter=20,
+                                                                               solver="lbfgs")):
+        np.testing.assert_array_equal(got, want)
+    with pytest.raises(InputError, match="solver = 'sgd'"):
+        fit_new_rows(*narrow, 1, 1e-3, solver="sgd")
