@@ -13,7 +13,7 @@ import numpy as np
 from sklearn.cluster import KMeans
 from sklearn.metrics import normalized_mutual_info_score, roc_auc_score
 
-from manifpt_core.metrics.frechet import features_to_statistics, frechet_distance
+from manifpt_core.metrics.frechet import covariance_root, features_to_statistics, frechet_distance
 
 
 def _halves(rows: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -38,14 +38,16 @@ def fd_ratio(features: np.ndarray, labels: np.ndarray, seed: int = 0) -> dict[st
         raise ValueError(f"the FD ratio needs at least 2 classes, got {len(classes)}")
     rng = np.random.default_rng(seed)
     stats = {c: features_to_statistics(features[labels == c]) for c in classes}
-    inter = np.mean([frechet_distance(*stats[a], *stats[b]) for a, b in combinations(classes, 2)])
+    roots = {c: covariance_root(stats[c][1]) for c in classes[:-1]}  # each class's root serves all its pairs
+    inter = np.mean([frechet_distance(*stats[a], *stats[b], root1=roots[a]) for a, b in combinations(classes, 2)])
     intra_per_class = []
     for c in classes:
         first, second = _halves(np.flatnonzero(labels == c), rng)
         if len(first) < 2:
             raise ValueError(f"class {c} has {int((labels == c).sum())} samples; the intra-class FD needs at least 4")
-        intra_per_class.append(frechet_distance(*features_to_statistics(features[first]),
-                                                *features_to_statistics(features[second])))
+        mu1, sigma1 = features_to_statistics(features[first])
+        intra_per_class.append(frechet_distance(mu1, sigma1, *features_to_statistics(features[second]),
+                                                root1=covariance_root(sigma1)))
     intra = float(np.mean(intra_per_class))
     return {"fdr": float(inter / intra) if intra > 0 else float("inf"), "inter": float(inter), "intra": intra}
 

@@ -9,6 +9,7 @@ from manifpt_core.metrics import (
     frechet_distance,
     pixel_pca_frechet,
 )
+from manifpt_core.metrics.frechet import covariance_root
 
 
 def test_diagonal_gaussians_have_the_closed_form():
@@ -56,3 +57,17 @@ def test_singular_covariances_give_a_finite_distance_matching_the_full_rank_form
     assert np.isfinite(d) and d > 0
     # identical sets are at distance 0 even when singular
     assert abs(frechet_distance(*features_to_statistics(a), *features_to_statistics(a))) < 1e-4
+
+
+@pytest.mark.parametrize(("n", "d"), [(400, 8), (30, 64)])  # full rank, then singular covariances
+def test_the_root_path_gives_the_general_eigenvalue_path_value(n, d):
+    """With sigma1's square root given, the trace term comes from a symmetric eigenproblem: the same distance."""
+    rng = np.random.default_rng(d)
+    a, b = rng.normal(size=(n, d)), rng.normal(size=(n, d)) @ rng.normal(size=(d, d)) * 0.3 + 0.2
+    (mu1, s1), (mu2, s2) = features_to_statistics(a), features_to_statistics(b)
+    root = covariance_root(s1)
+    np.testing.assert_allclose(root @ root, s1, atol=1e-10)
+    np.testing.assert_allclose(root, root.T)
+    # Singular covariances: the square roots of rounding-level eigenvalues (about 1e-7 each) differ by path.
+    assert frechet_distance(mu1, s1, mu2, s2, root1=root) == pytest.approx(frechet_distance(mu1, s1, mu2, s2),
+                                                                          rel=1e-8)
