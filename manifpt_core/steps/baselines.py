@@ -40,6 +40,7 @@ from manifpt_core.steps.attribute import (
     gather_inputs,
     input_hashes,
     seed_metrics,
+    source_inputs,
     write_metrics,
 )
 from manifpt_core.steps.enroll import (
@@ -59,6 +60,63 @@ from manifpt_core.torch_helpers import resolve_device
 logger = logging.getLogger(__name__)
 
 BASELINE_VERSION = "2"
+FEATURES_DIR = "class_features"  # a classical baseline's features of each class, kept for the next fit
+
+Split = dict[str, tuple[np.ndarray, np.ndarray]]
+
+
+def class_features_file(store: Store, config: BaselineSettings, name: str, model: str) -> str:
+    """The file (under FEATURES_DIR) of one class's features for a classical baseline: named by the class and a
+    hash of its images, the baseline's parameters and the step's version, so a file found is one to reuse."""
+    key = combine_hashes({"images": store.source(model).record.content_hash, "version": BASELINE_VERSION,
+                          "parameters": json.dumps(config.params(name), sort_keys=True, default=str)})
+    return f"{model}.{key[:16]}.npz"
+
+
+def classical_inputs(store: Store, config: BaselineSettings, name: str, classes: list[str], out: Path | None = None
+                     ) -> Split:
+    """A classical baseline's features and labels (positions in ``classes``) per split, as :func:`features_of`
+    computes them from every class's stored images. A class whose features the stored baseline kept (same
+    images, parameters and version) is read back instead of computed: the features are per image, so adding a
+    model computes only its own. With ``out``, every class's features are written under ``out/FEATURES_DIR``."""
+    kept = store.method_dir(Method.of_baseline(name)) / FEATURES_DIR
+    data: dict[str, tuple[list[np.ndarray], list[np.ndarray]]] = {split: ([], []) for split in SPLIT_NAMES}
+    if out is not None:
+        (out / FEATURES_DIR).mkdir(parents=True, exist_ok=True)
+    for label, model in enumerate(classes):
+        file = class_features_file(store, config, name, model)
+        per_split = _kept_features(kept / file, store, model)
+        if per_split is None:
+            x, split = source_inputs(store.source(model), CONTROL, pixels=True)
+            features = features_of(name, x, config)
+            per_split = {split_name: features[split == split_name] for split_name in SPLIT_NAMES}
+        if out is not None:
+            np.savez(out / FEATURES_DIR / file, **per_split)
+        for split_name in SPLIT_NAMES:
+            data[split_name][0].append(per_split[split_name])
+            data[split_name][1].append(np.full(len(per_split[split_name]), label, dtype=np.int64))
+    return {k: (np.concatenate(xs), np.concatenate(ys)) for k, (xs, ys) in data.items()}
+
+
+def _kept_features(path: Path, store: Store, model: str) -> dict[str, np.ndarray] | None:
+    """One class's kept features per split, or None when there are none to reuse (computed again then). A file
+    that cannot be read or does not match the class's split sizes is named in a warning and not used."""
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path) as stored:
+            per_split = {split: stored[split] for split in SPLIT_NAMES}
+    except (OSError, ValueError, KeyError) as err:
+        logger.warning("baseline features %s are unreadable (%s); computing them again", path, err)
+        return None
+    source = store.source(model)
+    sizes = np.unique(source.splits(source.query_rows()), return_counts=True)
+    expected = dict(zip(sizes[0].tolist(), sizes[1].tolist()))
+    if any(len(per_split[split]) != expected.get(split, 0) for split in SPLIT_NAMES):
+        logger.warning("baseline features %s do not match %s's split sizes %s; computing them again", path, model,
+                       expected)
+        return None
+    return per_split
 
 
 def classical_models(name: str, config: BaselineSettings, x_train: np.ndarray, y_train: np.ndarray,
@@ -93,7 +151,7 @@ def run_baseline(store: Store, settings: Settings, name: str, models: list[str],
     base = (enrollment_base(folder, "baseline", BASELINE_VERSION, inputs, step_settings, classes)
             if classifier == "cnn" and retrain == "enroll" else None)
 
-    def baseline_inputs(names: list[str]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    def baseline_inputs(names: list[str]) -> Split:
         data = gather_inputs(store, CONTROL, names, pixels=True)  # the control's images, as stored (uint8)
         return {split: (features_of(name, x, config), y) for split, (x, y) in data.items()}
 
@@ -106,9 +164,9 @@ def run_baseline(store: Store, settings: Settings, name: str, models: list[str],
                                           feature_shape=base.metrics.feature_shape)
             write_metrics(tmp, enrolled.metrics)
             return combine_hashes(enrolled.hashes), enrolled.metrics
-        data = baseline_inputs(classes)
-        (x_tr, y_tr), (x_va, y_va), (x_te, y_te) = (data[s] for s in SPLIT_NAMES)
         tmp.mkdir(parents=True)
+        data = classical_inputs(store, config, name, classes, tmp) if classifier in CLASSICAL else baseline_inputs(classes)
+        (x_tr, y_tr), (x_va, y_va), (x_te, y_te) = (data[s] for s in SPLIT_NAMES)
         per_seed, matrices, hashes = [], [], {}
         if classifier in CLASSICAL:
             flat_te = x_te.reshape(len(x_te), -1)

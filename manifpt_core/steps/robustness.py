@@ -42,7 +42,7 @@ from manifpt_core.steps.attribute import (
     write_metrics,
 )
 from manifpt_core.steps.augment import method_inputs
-from manifpt_core.steps.baselines import classical_models
+from manifpt_core.steps.baselines import classical_inputs, classical_models
 from manifpt_core.steps.enroll import Base, added_features, enroll_attributors, features_file, now
 from manifpt_core.steps.labels import method_label
 from manifpt_core.store import SPLIT_NAMES, Outcome, Store, class_names, combine_hashes, run_cached
@@ -150,7 +150,7 @@ def evaluate_robustness(store: Store, settings: Settings, models: list[str],
         from manifpt_core.query.engine import QueryEngine
 
         engine = QueryEngine(store, settings, network_methods(settings), device=device)
-        baselines = _fit_baselines(store, settings, images["train"])
+        baselines = _fit_baselines(store, settings, classes)
         conditions = [CLEAN, *settings.robustness.perturbations]
         seeds = {name: condition_seed(settings.robustness.seed, name) for name in settings.robustness.perturbations}
         accuracies, changed = {}, {}
@@ -263,16 +263,16 @@ def _network_labels(engine: QueryEngine, twins: dict[str, tuple[Method, list[tup
     return {name: np.concatenate(p, axis=1) for name, p in parts.items()}
 
 
-def _fit_baselines(store: Store, settings: Settings, train: tuple[np.ndarray, np.ndarray]) -> dict[str, list[Any]]:
+def _fit_baselines(store: Store, settings: Settings, classes: list[str]) -> dict[str, list[Any]]:
     """Each baseline's classifier per seed: a classical one refit on the clean training features exactly as the
-    baseline step fits it (it keeps no model), a CNN's stored network."""
+    baseline step fits it (it keeps no model; its features it keeps are read back), a CNN's stored network."""
     config = settings.baselines
     out = {}
     for name in config.methods:
         classifier = config.classifier(name)
         if classifier in CLASSICAL:
-            images, y = train
-            out[name] = classical_models(name, config, features_of(name, images, config), y, settings.seeds)
+            x, y = classical_inputs(store, config, name, classes)["train"]
+            out[name] = classical_models(name, config, x, y, settings.seeds)
         else:
             method = Method.of_baseline(name)
             out[name] = [load_attributor(store.paths.weights(method, seed)) for seed in settings.seeds]

@@ -1,6 +1,7 @@
 """Enrolling a new model into stored attributors (attribution.retrain = "enroll") and the full retrain."""
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -12,6 +13,7 @@ from manifpt_core.baselines import features_of
 from manifpt_core.config import settings_from_dict
 from manifpt_core.errors import InputError
 from manifpt_core.names import Method
+from manifpt_core.steps import baselines as baseline_step
 from manifpt_core.steps.attribute import CONTROL, gather_inputs
 from manifpt_core.steps.enroll import features_file
 from manifpt_core.store import Store, class_names
@@ -146,6 +148,42 @@ def test_cnn_baselines_enroll_and_classical_ones_are_fit_again(enrolled):
     kept = [class_names(NEW).index(c) for c in class_names(OLD)]
     np.testing.assert_allclose(predict_logits(load_attributor(store.paths.weights(cnn, 0)), x)[:, kept],
                                predict_logits(before, x), rtol=1e-4, atol=1e-4)
+
+
+def test_a_classical_baseline_computes_only_the_new_models_features(enrolled, tmp_path, monkeypatch, caplog):
+    """The features a classical baseline keeps per class are read back when a model is added: only the new
+    model's images go through the feature function, and every split's features equal a computation from
+    nothing. A damaged kept file is named and computed again."""
+    settings, store, _, _ = enrolled
+    store = Store(shutil.copytree(store.root, tmp_path / "store"), "bench")
+    settings = _settings(settings.source.path, baselines={"methods": ["durall-lr"]})
+    config = settings.baselines
+    steps.run_baseline(store, settings, "durall-lr", OLD)
+    calls = []
+
+    def counting(name, images, config_):
+        calls.append(len(images))
+        return features_of(name, images, config_)
+
+    monkeypatch.setattr(baseline_step, "features_of", counting)
+    outcome = steps.run_baseline(store, settings, "durall-lr", NEW)
+    gamma = store.source("gamma")
+    assert not outcome.reused and calls == [len(gamma.query_rows())]  # gamma's images only
+    kept = outcome.path / baseline_step.FEATURES_DIR
+    assert sorted(p.name.split(".")[0] for p in kept.glob("*.npz")) == sorted(class_names(NEW))
+    images = gather_inputs(store, CONTROL, class_names(NEW), pixels=True)
+    read_back = baseline_step.classical_inputs(store, config, "durall-lr", class_names(NEW))
+    for split, (x, y) in images.items():
+        np.testing.assert_array_equal(read_back[split][0], features_of("durall-lr", x, config))
+        np.testing.assert_array_equal(read_back[split][1], y)
+    damaged = kept / baseline_step.class_features_file(store, config, "durall-lr", "beta")
+    damaged.write_bytes(b"not an npz")
+    calls.clear()
+    with caplog.at_level("WARNING"):
+        again = baseline_step.classical_inputs(store, config, "durall-lr", class_names(NEW))
+    assert str(damaged) in caplog.text and calls == [len(store.source("beta").query_rows())]
+    for split in images:
+        np.testing.assert_array_equal(again[split][0], read_back[split][0])
 
 
 def test_the_robustness_twins_enroll_the_new_model(enrolled, tmp_path):
