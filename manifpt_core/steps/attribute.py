@@ -90,14 +90,19 @@ def source_inputs(source: Source, method: Method, pixels: bool = False) -> tuple
 
 def gather_inputs(store: Store, method: Method, classes: list[str], pixels: bool = False) -> Split:
     """(x, label) per split, labels being positions in ``classes`` (``pixels``: see :func:`source_inputs`)."""
-    data = {split: ([], []) for split in SPLIT_NAMES}
-    for label, name in enumerate(classes):
+    per_class = []
+    for name in classes:
         x, split = source_inputs(store.source(name), method, pixels)
-        for split_name in SPLIT_NAMES:
-            mask = split == split_name
-            data[split_name][0].append(x[mask])
-            data[split_name][1].append(np.full(int(mask.sum()), label, dtype=np.int64))
-    return {k: (np.concatenate(xs), np.concatenate(ys)) for k, (xs, ys) in data.items()}
+        per_class.append({split_name: x[split == split_name] for split_name in SPLIT_NAMES})
+    return stack_classes(per_class)
+
+
+def stack_classes(per_class: list[dict[str, np.ndarray]]) -> Split:
+    """(x, label) per split from each class's rows per split, in order; labels are the classes' positions."""
+    return {split: (np.concatenate([rows[split] for rows in per_class]),
+                    np.concatenate([np.full(len(rows[split]), label, dtype=np.int64)
+                                    for label, rows in enumerate(per_class)]))
+            for split in SPLIT_NAMES}
 
 
 def input_hashes(store: Store, method: Method, classes: list[str]) -> dict[str, str]:

@@ -36,11 +36,13 @@ from manifpt_core.metrics.separability import fd_ratio
 from manifpt_core.names import Method
 from manifpt_core.steps.attribute import (
     CONTROL,
+    Split,
     fit_fingerprint,
     gather_inputs,
     input_hashes,
     seed_metrics,
     source_inputs,
+    stack_classes,
     write_metrics,
 )
 from manifpt_core.steps.enroll import (
@@ -62,8 +64,6 @@ logger = logging.getLogger(__name__)
 BASELINE_VERSION = "2"
 FEATURES_DIR = "class_features"  # a classical baseline's features of each class, kept for the next fit
 
-Split = dict[str, tuple[np.ndarray, np.ndarray]]
-
 
 def class_features_file(store: Store, config: BaselineSettings, name: str, model: str) -> str:
     """The file (under FEATURES_DIR) of one class's features for a classical baseline: named by the class and a
@@ -80,10 +80,10 @@ def classical_inputs(store: Store, config: BaselineSettings, name: str, classes:
     images, parameters and version) is read back instead of computed: the features are per image, so adding a
     model computes only its own. With ``out``, every class's features are written under ``out/FEATURES_DIR``."""
     kept = store.method_dir(Method.of_baseline(name)) / FEATURES_DIR
-    data: dict[str, tuple[list[np.ndarray], list[np.ndarray]]] = {split: ([], []) for split in SPLIT_NAMES}
     if out is not None:
         (out / FEATURES_DIR).mkdir(parents=True, exist_ok=True)
-    for label, model in enumerate(classes):
+    per_class = []
+    for model in classes:
         file = class_features_file(store, config, name, model)
         per_split = _kept_features(kept / file, store, model)
         if per_split is None:
@@ -92,10 +92,8 @@ def classical_inputs(store: Store, config: BaselineSettings, name: str, classes:
             per_split = {split_name: features[split == split_name] for split_name in SPLIT_NAMES}
         if out is not None:
             np.savez(out / FEATURES_DIR / file, **per_split)
-        for split_name in SPLIT_NAMES:
-            data[split_name][0].append(per_split[split_name])
-            data[split_name][1].append(np.full(len(per_split[split_name]), label, dtype=np.int64))
-    return {k: (np.concatenate(xs), np.concatenate(ys)) for k, (xs, ys) in data.items()}
+        per_class.append(per_split)
+    return stack_classes(per_class)
 
 
 def _kept_features(path: Path, store: Store, model: str) -> dict[str, np.ndarray] | None:
