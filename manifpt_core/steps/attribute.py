@@ -90,11 +90,12 @@ def source_inputs(source: Source, method: Method, pixels: bool = False) -> tuple
 
 def gather_inputs(store: Store, method: Method, classes: list[str], pixels: bool = False) -> Split:
     """(x, label) per split, labels being positions in ``classes`` (``pixels``: see :func:`source_inputs`)."""
-    per_class = []
-    for name in classes:
-        x, split = source_inputs(store.source(name), method, pixels)
-        per_class.append({split_name: x[split == split_name] for split_name in SPLIT_NAMES})
-    return stack_classes(per_class)
+    return stack_classes([by_split(*source_inputs(store.source(name), method, pixels)) for name in classes])
+
+
+def by_split(x: np.ndarray, split: np.ndarray) -> dict[str, np.ndarray]:
+    """One class's rows per split name, in row order (``split``: each row's split, as ``Source.splits`` gives)."""
+    return {split_name: x[split == split_name] for split_name in SPLIT_NAMES}
 
 
 def stack_classes(per_class: list[dict[str, np.ndarray]]) -> Split:

@@ -37,6 +37,7 @@ from manifpt_core.names import Method
 from manifpt_core.steps.attribute import (
     CONTROL,
     Split,
+    by_split,
     fit_fingerprint,
     gather_inputs,
     input_hashes,
@@ -88,8 +89,7 @@ def classical_inputs(store: Store, config: BaselineSettings, name: str, classes:
         per_split = _kept_features(kept / file, store, model)
         if per_split is None:
             x, split = source_inputs(store.source(model), CONTROL, pixels=True)
-            features = features_of(name, x, config)
-            per_split = {split_name: features[split == split_name] for split_name in SPLIT_NAMES}
+            per_split = by_split(features_of(name, x, config), split)
         if out is not None:
             np.savez(out / FEATURES_DIR / file, **per_split)
         per_class.append(per_split)
