@@ -20,7 +20,14 @@ from manifpt_core.attribution.metrics import accuracy, confusion_matrix
 from manifpt_core.attribution.persistence import load_attributor, save_attributor
 from manifpt_core.attribution.result import FitResult, FitSettings, build_network
 from manifpt_core.errors import InputError
-from manifpt_core.torch_helpers import autocast_for, channel_stats, per_channel, resolve_device, resolve_precision
+from manifpt_core.torch_helpers import (
+    autocast_for,
+    channel_stats,
+    image_layout,
+    per_channel,
+    resolve_device,
+    resolve_precision,
+)
 
 # accuracy, confusion_matrix, save/load, channel_stats and resolve_device live in other modules and are
 # re-exported here so the whole training API can be imported from one place.
@@ -54,8 +61,8 @@ def _batch(x: np.ndarray, index: np.ndarray | slice, mean: torch.Tensor, std: to
         xb = augment[0](xb, augment[1])
     xb = torch.from_numpy(np.ascontiguousarray(xb)).to(mean.device, non_blocking=True)
     xb = (xb - mean) / std
-    # Image batches channels-last, as the networks' weights are (faster convolutions on CPU and GPU).
-    return xb.contiguous(memory_format=torch.channels_last) if xb.ndim == 4 else xb
+    # Image batches in the networks' weights' layout (channels-last where it is fast and sound).
+    return xb.contiguous(memory_format=image_layout(str(mean.device))) if xb.ndim == 4 else xb
 
 
 def _evaluate(
@@ -172,7 +179,7 @@ def fit_attributor(
     order_gen = torch.Generator().manual_seed(int(seed))
     net = build_network(settings, in_channels, num_classes, input_ndim).to(device)
     if input_ndim == 4:
-        net = net.to(memory_format=torch.channels_last)
+        net = net.to(memory_format=image_layout(device))
     optimizer = torch.optim.Adam(net.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
     scheduler = (torch.optim.lr_scheduler.OneCycleLR(
         optimizer, max_lr=settings.lr, epochs=settings.epochs, steps_per_epoch=-(-len(x_train) // settings.batch_size))
@@ -236,7 +243,7 @@ class Predictor:
         self.result, self.device = result, resolve_device(device)
         self.net = result.build_network().to(self.device)
         if result.input_ndim == 4:
-            self.net = self.net.to(memory_format=torch.channels_last)
+            self.net = self.net.to(memory_format=image_layout(self.device))
         ndim = result.input_ndim
         self.mean = per_channel(torch.from_numpy(np.asarray(result.mean, np.float32)), ndim).to(self.device)
         self.std = per_channel(torch.from_numpy(np.asarray(result.std, np.float32)), ndim).to(self.device)

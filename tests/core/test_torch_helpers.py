@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import pickle
+import subprocess
+import sys
 from collections import OrderedDict
 
 import numpy as np
@@ -17,6 +19,7 @@ from manifpt_core.torch_helpers import (
     autocast_for,
     batch_indices,
     channel_stats,
+    image_layout,
     load_tagged,
     load_torch,
     make_generator,
@@ -44,6 +47,31 @@ def test_resolve_device():
 def test_autocast_is_a_no_op_on_cpu():
     with autocast_for("cpu"):
         assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.float32
+
+
+# The shapes of a strided 1x1 shortcut that the channels-last oneDNN kernel of AVX-512 CPUs without AMX breaks on.
+_STRIDED_SHORTCUT = """
+import sys, torch
+from manifpt_core.torch_helpers import image_layout
+layout = image_layout("cpu")
+conv = torch.nn.Conv2d(8, 16, 1, stride=2).to(memory_format=layout)
+for precision in (torch.float32, torch.bfloat16):
+    for _ in range(5):
+        x = torch.randn(16, 8, 128, 128).contiguous(memory_format=layout).requires_grad_()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == torch.bfloat16):
+            y = conv(x)
+        y.float().sum().backward()
+print("trained", layout)
+"""
+
+
+def test_the_cpu_layout_trains_a_strided_shortcut_without_crashing():
+    # In a child process: where the layout is wrong for this CPU, the kernel corrupts memory and the process dies.
+    done = subprocess.run([sys.executable, "-c", _STRIDED_SHORTCUT], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and "trained" in done.stdout, (done.returncode, done.stderr[-2000:])
+    assert image_layout("cuda") == torch.channels_last
+    expected = torch.channels_last if torch.cpu._is_amx_tile_supported() else torch.contiguous_format
+    assert image_layout("cpu") == expected
 
 
 # --- random numbers ----------------------------------------------------------------

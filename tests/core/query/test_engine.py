@@ -83,7 +83,9 @@ def test_the_answer_is_the_seeds_mean_probability(query_store, engine, test_answ
     for m in answer.methods:
         mean = out.probabilities[m.method][:, 0].mean(axis=0)
         classes = query_store.store.attributor(Method.parse(m.method)).classes
-        assert m.predicted == classes[int(mean.argmax())] and m.probability == pytest.approx(float(mean.max()))
+        # One image alone against the folder's batch: float32 convolutions may differ in their last bits.
+        assert m.predicted == classes[int(mean.argmax())] and m.probability == pytest.approx(float(mean.max()),
+                                                                                            abs=1e-5)
         assert [s for s, _ in m.top] == [classes[k] for k in np.argsort(-mean, kind="stable")[:3]]
         assert m.verdict == ("known" if m.score >= m.threshold else "unknown")
 
