@@ -10,6 +10,7 @@ from assets.retries import step_asset
 from manifpt_core.errors import StoreError
 from manifpt_core.names import Method
 from manifpt_core.steps import CONTROL, train_attributors, write_report
+from manifpt_core.steps.augment import SharedQueries
 from manifpt_core.steps.attribute import (
     ATTRIBUTOR_VERSION,
     combine_outcomes,
@@ -72,9 +73,9 @@ def build(ds: DatasetSpec) -> list[dg.AssetsDefinition]:
         one more class): a ResNet for image-shaped artifacts (rgb, freq), an MLP for vectors (sl, ssl)."""
         store, settings = manifpt.store(ds.name), manifpt.settings(ds.name)
         models = registered_models(context, ds)
-        space = context.partition_key
+        space, shared = context.partition_key, SharedQueries()
         return _attribution_result(context, [train_attributors(store, settings, Method.artifacts(space, kind), models,
-                                                               retrain_of(context))
+                                                               retrain_of(context), shared)
                                              for kind in settings.artifacts.kinds])
 
     @step_asset(key=ds.key("raw_control"), group_name=GROUP, code_version=ATTRIBUTOR_VERSION,

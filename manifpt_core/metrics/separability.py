@@ -7,6 +7,8 @@ with a known answer.
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Mapping
 from itertools import combinations
 
 import numpy as np
@@ -23,6 +25,15 @@ def _halves(rows: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.
     return order[:half], order[half : 2 * half]
 
 
+def class_digest(rows: np.ndarray) -> str:
+    """A key of one class's feature rows (their float64 values, shape and order): two calls that see the same
+    rows of a class get the same key."""
+    rows = np.ascontiguousarray(rows, dtype=np.float64)
+    digest = hashlib.blake2b(str(rows.shape).encode(), digest_size=12)
+    digest.update(rows.data)
+    return digest.hexdigest()
+
+
 def fd_ratio(features: np.ndarray, labels: np.ndarray, seed: int = 0) -> dict[str, float]:
     """Inter-class over intra-class Fréchet distance (the FDR of ManiFPT's appendix C).
 
@@ -32,14 +43,36 @@ def fd_ratio(features: np.ndarray, labels: np.ndarray, seed: int = 0) -> dict[st
     ``{"fdr", "inter", "intra"}``; about 1 for classes drawn from one distribution,
     growing with their separation.
     """
+    return fd_ratio_reusing(features, labels, seed)[0]
+
+
+def fd_ratio_reusing(features: np.ndarray, labels: np.ndarray, seed: int = 0,
+                     known: Mapping[str, float] | None = None) -> tuple[dict[str, float], dict[str, float]]:
+    """:func:`fd_ratio`, reading from ``known`` the inter-class distances of class pairs measured before (keyed
+    ``"<digest>|<digest>"`` by :func:`class_digest` of the two classes, lower label first), and returning with
+    the ratio every pair's distance of this call so keyed: when a class is added to classes whose features did
+    not change, only its own pairs are measured, not the M² of them. Same value as measuring every pair."""
     features, labels = np.asarray(features, dtype=np.float64), np.asarray(labels)
     classes = np.unique(labels)
     if len(classes) < 2:
         raise ValueError(f"the FD ratio needs at least 2 classes, got {len(classes)}")
     rng = np.random.default_rng(seed)
-    stats = {c: features_to_statistics(features[labels == c]) for c in classes}
-    roots = {c: covariance_root(stats[c][1]) for c in classes[:-1]}  # each class's root serves all its pairs
-    inter = np.mean([frechet_distance(*stats[a], *stats[b], root1=roots[a]) for a, b in combinations(classes, 2)])
+    rows = {c: features[labels == c] for c in classes}
+    digests = {c: class_digest(rows[c]) for c in classes}
+    stats = {c: features_to_statistics(rows[c]) for c in classes}
+    roots: dict = {}  # each class's covariance root, computed once for all its pairs
+    known = known or {}
+    pairs, distances = {}, []
+    for a, b in combinations(classes, 2):
+        key = f"{digests[a]}|{digests[b]}"
+        if key in known:
+            pairs[key] = float(known[key])
+        else:
+            if a not in roots:
+                roots[a] = covariance_root(stats[a][1])
+            pairs[key] = frechet_distance(*stats[a], *stats[b], root1=roots[a])
+        distances.append(pairs[key])
+    inter = np.mean(distances)
     intra_per_class = []
     for c in classes:
         first, second = _halves(np.flatnonzero(labels == c), rng)
@@ -49,7 +82,8 @@ def fd_ratio(features: np.ndarray, labels: np.ndarray, seed: int = 0) -> dict[st
         intra_per_class.append(frechet_distance(mu1, sigma1, *features_to_statistics(features[second]),
                                                 root1=covariance_root(sigma1)))
     intra = float(np.mean(intra_per_class))
-    return {"fdr": float(inter / intra) if intra > 0 else float("inf"), "inter": float(inter), "intra": intra}
+    ratio = {"fdr": float(inter / intra) if intra > 0 else float("inf"), "inter": float(inter), "intra": intra}
+    return ratio, pairs
 
 
 def nmi_per_factor(features: np.ndarray, models: np.ndarray, factors: dict[str, dict[str, str]],

@@ -28,10 +28,10 @@ from manifpt_core.config import RETRAIN_CHOICES, Settings
 from manifpt_core.errors import InputError
 from manifpt_core.figures import save_confusion_matrix, save_per_class_bars
 from manifpt_core.metrics.openset import MAX_SOFTMAX
-from manifpt_core.metrics.separability import fd_ratio, mean_std
+from manifpt_core.metrics.separability import fd_ratio_reusing, mean_std
 from manifpt_core.names import Method
 from manifpt_core.spaces import get_space
-from manifpt_core.steps.augment import augmented_training_inputs
+from manifpt_core.steps.augment import SharedQueries, augmented_training_inputs
 from manifpt_core.steps.enroll import (
     Features,
     added_features,
@@ -114,11 +114,12 @@ def input_hashes(store: Store, method: Method, classes: list[str]) -> dict[str, 
 
 
 def train_attributors(store: Store, settings: Settings, method: Method, models: list[str],
-                      retrain: str | None = None) -> Outcome[AttributorMetrics]:
+                      retrain: str | None = None, shared: SharedQueries | None = None) -> Outcome[AttributorMetrics]:
     """Train one attributor per seed on a method's inputs (a space's artifacts of one kind, or the raw images).
 
     ``retrain`` (default ``settings.attribution.retrain``): ``enroll`` enrolls the models the stored attributor
-    lacks into it when it can (manifpt_core.steps.enroll), ``full`` trains from scratch."""
+    lacks into it when it can (manifpt_core.steps.enroll), ``full`` trains from scratch. ``shared``: given to
+    every method of one space, they augment their training inputs from one embedding and search."""
     if method.is_baseline:
         raise InputError(f"{method} is a baseline: run it with steps.run_baseline")
     retrain = retrain or settings.attribution.retrain
@@ -139,14 +140,14 @@ def train_attributors(store: Store, settings: Settings, method: Method, models: 
     def compute(tmp: Path, fp: str) -> tuple[str, AttributorMetrics]:
         if base is not None:
             added = [c for c in classes if c not in base.classes]
-            data = training_data(store, settings, method, added, fit, device) if added else None
+            data = training_data(store, settings, method, added, fit, device, shared) if added else None
             fresh = added_features(base, data, added, list(settings.seeds), device)
             enrolled = enroll_attributors(base, fresh, classes, list(settings.seeds), tmp, str(method), network,
                                           seed_metrics, (settings.open_set_accept, open_set_holdout(settings, classes)),
                                           FEATURES_FILE)
             write_metrics(tmp, enrolled.metrics)
             return combine_hashes(enrolled.hashes), enrolled.metrics
-        data = training_data(store, settings, method, classes, fit, device)
+        data = training_data(store, settings, method, classes, fit, device, shared)
         n_split = tuple(len(data[split][1]) for split in SPLIT_NAMES)
         tmp.mkdir(parents=True)
         fits = fit_seeds(data, classes, fit, settings.seeds, device, tmp, str(method))
@@ -192,14 +193,21 @@ def augment_settings(settings: Settings, fit: FitSettings) -> dict[str, object]:
 
 
 def training_data(store: Store, settings: Settings, method: Method, classes: list[str], fit: FitSettings,
-                  device: str) -> Split:
+                  device: str, shared: SharedQueries | None = None) -> Split:
     """A method's inputs per split; with ``fit.augment == "perturb"`` half the training inputs come from perturbed
-    copies of their images (:mod:`manifpt_core.steps.augment`), validation and test inputs never."""
+    copies of their images (:mod:`manifpt_core.steps.augment`), validation and test inputs never. ``shared``:
+    the images and query work of an earlier method of the same step, read back (same inputs as computing them)."""
     data = gather_inputs(store, method, classes)
     if fit.augment == "perturb":
         x_tr, y_tr = data["train"]
-        images = gather_inputs(store, CONTROL, classes, pixels=True)["train"][0]
-        data["train"] = (augmented_training_inputs(store, settings, method, x_tr, y_tr, images, device)[0], y_tr)
+        if shared is None or tuple(classes) not in shared.images:
+            images = gather_inputs(store, CONTROL, classes, pixels=True)["train"][0]
+            if shared is not None:
+                shared.images = {tuple(classes): images}  # one class list at a time
+        else:
+            images = shared.images[tuple(classes)]
+        data["train"] = (augmented_training_inputs(store, settings, method, x_tr, y_tr, images, device, shared)[0],
+                         y_tr)
     return data
 
 
@@ -227,7 +235,8 @@ def fit_seeds(data: Split, classes: list[str], fit: FitSettings, seeds: tuple[in
         y_pred = logits.argmax(axis=1)
         acc = accuracy(y_te, y_pred)
         fits.matrices.append(confusion_matrix(y_te, y_pred, len(classes)))
-        fits.per_seed.append(SeedResult(seed=seed, test_accuracy=acc, fdr=fd_ratio(features, y_te, seed)["fdr"],
+        fdr, fd_pairs = fd_ratio_reusing(features, y_te, seed)
+        fits.per_seed.append(SeedResult(seed=seed, test_accuracy=acc, fdr=fdr["fdr"],
                                         best_epoch=result.best_epoch, best_val_accuracy=result.best_val_accuracy,
                                         history=result.history))
         if seed == seeds[0]:  # the features the report draws (t-SNE) and clusters (NMI)
@@ -235,7 +244,7 @@ def fit_seeds(data: Split, classes: list[str], fit: FitSettings, seeds: tuple[in
         # Every split's features, per class: what enrolling a new model into this network reuses.
         split_by_class = (network_features(result, {k: data[k] for k in ("train", "val")}, classes, device)
                           | {"test": split_features({"test": features}, {"test": y_te}, classes)["test"]})
-        save_features(folder / features_file(seed), split_by_class)
+        save_features(folder / features_file(seed), split_by_class, fd_pairs)
         save_attributor(result, folder / f"seed{seed}.pt")
         fits.results.append(result)
         fits.features.append(split_by_class)

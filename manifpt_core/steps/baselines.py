@@ -32,7 +32,7 @@ from manifpt_core.baselines import (
 )
 from manifpt_core.config import RETRAIN_CHOICES, Settings
 from manifpt_core.errors import InputError
-from manifpt_core.metrics.separability import fd_ratio
+from manifpt_core.metrics.separability import fd_ratio, fd_ratio_reusing
 from manifpt_core.names import Method
 from manifpt_core.steps.attribute import (
     CONTROL,
@@ -174,19 +174,21 @@ def run_baseline(store: Store, settings: Settings, name: str, models: list[str],
                 model = models[seed]
                 y_pred = model.predict(flat_te)
                 features = standardized(model, flat_te)
+                fdr = fd_ratio(features, y_te, seed)
                 extra = {}
             else:
                 result = fit_attributor(x_tr, y_tr, x_va, y_va, len(classes), settings.attributor, seed=seed,
                                         device=device, augment=augmentation_of(name, config))
                 y_pred, features = predict(result, x_te, device=device, return_features=True)
                 save_attributor(result, tmp / f"seed{seed}.pt")
-                save_features(tmp / features_file(seed), network_features(result, data, classes, device))
+                fdr, fd_pairs = fd_ratio_reusing(features, y_te, seed)
+                save_features(tmp / features_file(seed), network_features(result, data, classes, device), fd_pairs)
                 hashes[str(seed)] = file_hash(tmp / f"seed{seed}.pt")
                 extra = {"best_epoch": result.best_epoch, "best_val_accuracy": result.best_val_accuracy,
                          "history": result.history}
             acc = accuracy(y_te, y_pred)
             matrices.append(confusion_matrix(y_te, y_pred, len(classes)))
-            per_seed.append(SeedResult(seed=seed, test_accuracy=acc, fdr=fd_ratio(features, y_te, seed)["fdr"], **extra))
+            per_seed.append(SeedResult(seed=seed, test_accuracy=acc, fdr=fdr["fdr"], **extra))
             logger.info("baseline %s seed %d: test accuracy %.4f", name, seed, acc)
         training = (TrainingInfo(mode="full", trained_at=now(), trunk_classes=classes, enrolled=[])
                     if classifier == "cnn" else None)

@@ -34,7 +34,7 @@ from manifpt_core.metrics.openset import (
     rejected_share,
     unknown_auroc,
 )
-from manifpt_core.metrics.separability import acceptance_threshold, fd_ratio, mean_std
+from manifpt_core.metrics.separability import acceptance_threshold, fd_ratio_reusing, mean_std
 from manifpt_core.steps.open_set import class_stats_file, feature_scores, operating_point
 from manifpt_core.store import SPLIT_NAMES
 from manifpt_core.store.cache import load_record
@@ -60,9 +60,25 @@ def features_file(seed: int) -> str:
     return f"features_seed{seed}.npz"
 
 
-def save_features(path: Path, features: Features) -> None:
-    """One seed's features, keyed ``<split>.<class>`` (a class name has no dot)."""
-    np.savez(path, **{f"{split}.{name}": x for split, by_class in features.items() for name, x in by_class.items()})
+FD_PAIRS = ("fd_pairs.keys", "fd_pairs.values")  # not a split: load_features reads splits only
+
+
+def save_features(path: Path, features: Features, fd_pairs: dict[str, float] | None = None) -> None:
+    """One seed's features, keyed ``<split>.<class>`` (a class name has no dot), with the test features' class
+    pair distances of its FD ratio (``fd_pairs``, from metrics.separability.fd_ratio_reusing) when given."""
+    arrays = {f"{split}.{name}": x for split, by_class in features.items() for name, x in by_class.items()}
+    if fd_pairs:
+        arrays[FD_PAIRS[0]] = np.array(list(fd_pairs), dtype=str)
+        arrays[FD_PAIRS[1]] = np.array(list(fd_pairs.values()), dtype=np.float64)
+    np.savez(path, **arrays)
+
+
+def load_fd_pairs(path: Path) -> dict[str, float]:
+    """The class pair distances stored by :func:`save_features` ({} when it stored none)."""
+    with np.load(path) as stored:
+        if FD_PAIRS[0] not in stored:
+            return {}
+        return dict(zip(stored[FD_PAIRS[0]].tolist(), stored[FD_PAIRS[1]].tolist()))
 
 
 def load_features(path: Path, classes: list[str]) -> Features:
@@ -193,11 +209,13 @@ def enroll_attributors(base: Base, new_features: list[Features], classes: list[s
         val_acc = float((head_logits(weight, bias, x_va).argmax(axis=1) == y_va).mean())
         matrices.append(confusion_matrix(y_te, y_pred, len(classes)))
         previous = next((s for s in base.metrics.per_seed if s.seed == seed), None)
-        per_seed.append(SeedResult(seed=seed, test_accuracy=acc, fdr=fd_ratio(x_te, y_te, seed)["fdr"],
+        # The kept classes' test features are the base's, so only the added classes' pairs are measured.
+        fdr, fd_pairs = fd_ratio_reusing(x_te, y_te, seed, known=load_fd_pairs(base.folder / features_file(seed)))
+        per_seed.append(SeedResult(seed=seed, test_accuracy=acc, fdr=fdr["fdr"],
                                    best_epoch=result.best_epoch, best_val_accuracy=val_acc,
                                    history=previous.history if previous else None))
         save_attributor(result, tmp / f"seed{seed}.pt")
-        save_features(tmp / features_file(seed), features)
+        save_features(tmp / features_file(seed), features, fd_pairs)
         hashes[str(seed)] = file_hash(tmp / f"seed{seed}.pt")
         if seed == seeds[0] and features_name is not None:
             np.savez(tmp / features_name, features=x_te, labels=y_te)

@@ -41,7 +41,7 @@ from manifpt_core.steps.attribute import (
     training_data,
     write_metrics,
 )
-from manifpt_core.steps.augment import method_inputs
+from manifpt_core.steps.augment import SharedQueries, method_inputs
 from manifpt_core.steps.baselines import classical_inputs, classical_models
 from manifpt_core.steps.enroll import Base, added_features, enroll_attributors, features_file, now
 from manifpt_core.steps.labels import method_label
@@ -218,6 +218,7 @@ def _train_twins(store: Store, settings: Settings, classes: list[str], folder: P
     augment = twin_augment(settings)
     fit = dataclasses.replace(settings.attributor, augment=augment)
     twins, hashes = {}, {}
+    shared = SharedQueries()  # an attributor and its k-NN variant augment the same images in the same space
     for method in network_methods(settings):
         name = twin_name(method, augment)
         out = folder / str(method)
@@ -226,7 +227,7 @@ def _train_twins(store: Store, settings: Settings, classes: list[str], folder: P
             old = AttributorMetrics.from_dict(json.loads((previous / str(method) / METRICS_FILE).read_text()))
             base = Base(previous / str(method), "", old.classes, {}, old)
             added = [c for c in classes if c not in base.classes]
-            data = training_data(store, settings, method, added, fit, device) if added else None
+            data = training_data(store, settings, method, added, fit, device, shared) if added else None
             fresh = added_features(base, data, added, list(settings.seeds), device)
             enrolled = enroll_attributors(base, fresh, classes, list(settings.seeds), out, name, network,
                                           seed_metrics, None, None, figures=False)
@@ -234,7 +235,7 @@ def _train_twins(store: Store, settings: Settings, classes: list[str], folder: P
             weight_hashes = {k: v for k, v in enrolled.hashes.items() if k.isdigit()}
         else:
             out.mkdir(parents=True)
-            data = training_data(store, settings, method, classes, fit, device)
+            data = training_data(store, settings, method, classes, fit, device, shared)
             fits = fit_seeds(data, classes, fit, settings.seeds, device, out, name)
             n_split = tuple(len(data[split][1]) for split in SPLIT_NAMES)
             write_metrics(out, seed_metrics(out, name, network, classes, fits.per_seed, fits.matrices,

@@ -3,8 +3,10 @@
 import numpy as np
 import pytest
 
+from manifpt_core.metrics import separability
 from manifpt_core.metrics.separability import (
     fd_ratio,
+    fd_ratio_reusing,
     mean_std,
     nmi_per_factor,
     open_set_auroc,
@@ -34,6 +36,28 @@ def test_fd_ratio_inter_term_matches_the_direct_formula():
     assert fd_ratio(features, labels)["inter"] == pytest.approx(diff @ diff, rel=0.05)
     with pytest.raises(ValueError, match="at least 2 classes"):
         fd_ratio(features[labels == 0], labels[labels == 0])
+
+
+def test_fd_ratio_reusing_known_pairs_measures_only_the_new_classs_pairs_and_gives_the_same_ratio(monkeypatch):
+    rng = np.random.default_rng(3)
+    features, labels = _gaussians(2.0, n=60, dim=6, classes=5, seed=3)
+    features += rng.normal(size=features.shape)  # unequal covariances, so every pair's distance differs
+    old = labels != 2  # class 2 is added later, between the others: the labels after it shift
+    _, known = fd_ratio_reusing(features[old], np.where(labels[old] > 2, labels[old] - 1, labels[old]), seed=7)
+    assert len(known) == 6  # 4 classes, every pair
+    measured = []
+    real = separability.frechet_distance
+    monkeypatch.setattr(separability, "frechet_distance",
+                        lambda *a, **k: measured.append(k.get("root1") is not None) or real(*a, **k))
+    ratio, pairs = fd_ratio_reusing(features, labels, seed=7, known=known)
+    assert measured.count(True) - 5 == 4  # the intra-class halves (5) and the new class's 4 pairs
+    assert set(known) <= set(pairs) and len(pairs) == 10
+    monkeypatch.setattr(separability, "frechet_distance", real)
+    assert ratio == fd_ratio(features, labels, seed=7)  # bit for bit
+    # A pair whose class changed is measured again, not read back.
+    moved = features.copy()
+    moved[labels == 0] += 1.0
+    assert fd_ratio_reusing(moved, labels, seed=7, known=pairs)[0] == fd_ratio(moved, labels, seed=7)
 
 
 def test_nmi_is_one_for_a_factor_the_features_separate_and_near_zero_for_an_unrelated_one():

@@ -15,7 +15,8 @@ from manifpt_core.errors import InputError
 from manifpt_core.names import Method
 from manifpt_core.steps import baselines as baseline_step
 from manifpt_core.steps.attribute import CONTROL, gather_inputs
-from manifpt_core.steps.enroll import features_file
+from manifpt_core.metrics.separability import fd_ratio, fd_ratio_reusing
+from manifpt_core.steps.enroll import features_file, load_fd_pairs, load_features, stack
 from manifpt_core.store import Store, class_names
 
 OLD, NEW = ["alpha", "beta"], ["alpha", "beta", "gamma"]
@@ -86,6 +87,19 @@ def test_enrolling_adds_the_class_and_keeps_old_predictions(enrolled, method):
     # Open set: gamma's row is measured on the attributor trained without it.
     assert "gamma" in [r.held_out for r in metrics.open_set.rows]
     assert metrics.operating_point.n_val == len(gather_inputs(store, method, new_classes)["val"][1])
+
+
+@pytest.mark.parametrize("method", METHODS, ids=str)
+def test_the_enrolled_fd_ratio_is_the_one_measured_from_scratch_and_every_pair_is_stored(enrolled, method):
+    settings, store, _, _ = enrolled
+    classes = class_names(NEW)
+    for seed, result in zip(settings.seeds, store.attributor(method).per_seed):
+        file = store.method_dir(method) / features_file(seed)
+        x_te, y_te = stack(load_features(file, classes), "test", classes)
+        assert result.fdr == fd_ratio(x_te, y_te, seed)["fdr"]
+        pairs = load_fd_pairs(file)
+        assert len(pairs) == len(classes) * (len(classes) - 1) // 2  # the old classes' pairs and gamma's
+        assert fd_ratio_reusing(x_te, y_te, seed, known=pairs)[1] == pairs
 
 
 def test_a_second_run_reuses_the_enrolled_attributor(enrolled):

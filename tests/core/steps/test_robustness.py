@@ -18,7 +18,7 @@ from manifpt_core.perturb import perturb, random_perturbation
 from manifpt_core.query import QueryEngine
 from manifpt_core.spaces import get_space
 from manifpt_core.steps.attribute import CONTROL, gather_inputs, training_data
-from manifpt_core.steps.augment import augmented_rows
+from manifpt_core.steps.augment import SharedQueries, augmented_rows
 from manifpt_core.steps.robustness import condition_seed, evaluate_robustness, robustness_markdown
 from manifpt_core.store import Store, class_names
 from manifpt_core.store.records import AttributorMetrics
@@ -156,6 +156,31 @@ def test_augmentation_replaces_half_of_each_classs_training_inputs_by_perturbed_
     # The control: the perturbed images themselves.
     control = training_data(store, settings, CONTROL, built.classes, settings.attributor, "cpu")["train"][0]
     np.testing.assert_array_equal(control[rows], perturbed.astype(np.float32) / 255)
+
+
+def test_methods_of_one_space_share_its_query_work_and_get_the_inputs_they_would_alone(built):
+    store, settings = built.store, with_augment(built.settings, "perturb")
+    shared = SharedQueries()
+    methods = [Method.artifacts("rgb", "nearest"), Method.artifacts("rgb", "knn"), Method.artifacts("sl", "nearest"),
+               CONTROL]
+    computed = []
+    for method in methods:
+        together = training_data(store, settings, method, built.classes, settings.attributor, "cpu", shared)
+        alone = training_data(store, settings, method, built.classes, settings.attributor, "cpu")
+        for split in together:
+            np.testing.assert_array_equal(together[split][0], alone[split][0], err_msg=f"{method} {split}")
+            np.testing.assert_array_equal(together[split][1], alone[split][1])
+        computed.append(shared.computed)
+    # rgb embedded and searched once for both of its kinds, sl once more; the control reads images only. The
+    # perturbed images are drawn once for all four.
+    assert computed == [1, 1, 2, 2]
+    assert len(shared.perturbed) == 1
+    # Another class list is not mistaken for the last one.
+    fewer = built.classes[:-1]
+    together = training_data(store, settings, methods[2], fewer, settings.attributor, "cpu", shared)
+    alone = training_data(store, settings, methods[2], fewer, settings.attributor, "cpu")
+    np.testing.assert_array_equal(together["train"][0], alone["train"][0])
+    assert shared.computed == 3
 
 
 def test_an_augmented_attributor_is_a_new_output_with_new_weights(built, tmp_path):
