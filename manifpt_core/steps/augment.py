@@ -8,7 +8,6 @@ index. The control gets the perturbed image itself. Validation and test inputs a
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from dataclasses import dataclass, field
 
@@ -22,6 +21,7 @@ from manifpt_core.spaces import get_space
 from manifpt_core.steps.index import open_searcher
 from manifpt_core.steps.space import open_space
 from manifpt_core.store import Store
+from manifpt_core.store.hashing import array_bytes_hash
 from manifpt_core.store.records import ArtifactsSummary
 
 logger = logging.getLogger(__name__)
@@ -55,14 +55,6 @@ class SharedQueries:
     computed: int = 0  # how many batches were embedded and searched (the rest were read back)
 
 
-def _digest(array: np.ndarray) -> tuple:
-    return array.shape, str(array.dtype), hashlib.blake2b(np.ascontiguousarray(array).data, digest_size=16).hexdigest()
-
-
-def _batch_key(space: str, images: np.ndarray) -> tuple:
-    return space, _digest(images)
-
-
 def _space_blocks(store: Store, settings: Settings, space: str, images: np.ndarray, device: str
                   ) -> list[dict[str, dict[str, np.ndarray]]]:
     """Per block of ``settings.block_rows`` images: ``{space: artifacts of every configured kind}``."""
@@ -83,7 +75,7 @@ def query_inputs(store: Store, settings: Settings, method: Method, images: np.nd
     shape = tuple(int(s) for s in images.shape[1:])
     if method.is_control:
         return method_inputs(method, images, {}, shape)
-    key = _batch_key(method.space, images) if shared is not None else None
+    key = (method.space, array_bytes_hash(images)) if shared is not None else None
     if shared is not None and shared.key == key:
         blocks = shared.blocks
     else:
@@ -113,7 +105,7 @@ def augmented_training_inputs(store: Store, settings: Settings, method: Method, 
     new inputs, the replaced rows)."""
     if len(images) != len(x_train) or len(y_train) != len(x_train):
         raise ValueError(f"{len(x_train)} training inputs but {len(images)} images and {len(y_train)} labels")
-    key = (settings.data_seed, _digest(y_train), _digest(images)) if shared is not None else None
+    key = (settings.data_seed, array_bytes_hash(y_train), array_bytes_hash(images)) if shared is not None else None
     if shared is not None and key in shared.perturbed:
         rows, perturbed = shared.perturbed[key]
     else:
