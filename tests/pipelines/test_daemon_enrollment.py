@@ -15,7 +15,6 @@ import dagster as dg
 import numpy as np
 import pytest
 
-from tests.pipelines.test_webserver import free_port, wait_for
 
 NEW_MODEL = "gamma"
 UPSTREAM = {"real_images", "embedding_space", "real_embeddings", "reference_index", "real_artifacts"}
@@ -40,7 +39,8 @@ def runs_in_flight(instance: dg.DagsterInstance) -> int:
 
 
 @pytest.mark.slow
-def test_the_daemon_enrolls_a_dropped_model_and_refreshes_the_report_once(tmp_path, config_writer, png_writer):
+def test_the_daemon_enrolls_a_dropped_model_and_refreshes_the_report_once(tmp_path, config_writer, png_writer,
+                                                                          free_port, wait_for):
     config = config_writer(tmp_path)
     # Two spaces, one of each network kind (a CNN on image-shaped artifacts, an MLP on learned features), so the
     # daemon launches half the runs of four; one CNN baseline (it enrolls too), one classical (fit again).

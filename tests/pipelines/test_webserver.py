@@ -8,7 +8,6 @@ start while the test runs; the launched run may queue behind them.
 import json
 import os
 import signal
-import socket
 import struct
 import subprocess
 import sys
@@ -25,24 +24,6 @@ CHROMIUM = "/usr/bin/chromium"
 GRAPH_PAGE = "asset-groups"  # "Global asset lineage": one node per group
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 WINDOW = (1600, 1000)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for(url: str, seconds: float) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(1)
-    raise TimeoutError(f"{url} did not answer within {seconds} s")
 
 
 def graphql(port: int, query: str) -> dict:
@@ -120,7 +101,7 @@ def wait_for_run(client: DagsterGraphQLClient, run_id: str, seconds: float) -> s
 
 
 @pytest.mark.slow
-def test_ui_serves_and_launches_a_run(tmp_path, config_writer, step_groups):
+def test_ui_serves_and_launches_a_run(tmp_path, config_writer, step_groups, free_port, wait_for):
     if not Path(CHROMIUM).is_file():  # installed in CI: a missing browser is a failure, not a skip
         pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium package (apt-get install chromium)")
     config = config_writer(tmp_path)
