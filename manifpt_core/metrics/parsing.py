@@ -18,6 +18,7 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
+from manifpt_core.blas import one_blas_thread
 from manifpt_core.errors import InputError
 
 logger = logging.getLogger(__name__)
@@ -103,7 +104,8 @@ class _Classifier:
     def proba(self, features: np.ndarray) -> np.ndarray:
         if self.model is None:
             return np.ones((len(features), 1))
-        return self.model.predict_proba(self.scaler.transform(features))
+        with one_blas_thread():
+            return self.model.predict_proba(self.scaler.transform(features))
 
 
 def _fit(features: np.ndarray, sample_models: np.ndarray, values: Mapping[str, str], seed: int) -> _Classifier:
@@ -119,9 +121,10 @@ def _fit(features: np.ndarray, sample_models: np.ndarray, values: Mapping[str, s
     samples_per_model = Counter(rows.tolist())
     weights = np.array([1.0 / samples_per_model[m] for m in rows])
     weights *= len(weights) / weights.sum()
-    scaler = StandardScaler().fit(x)
-    model = LogisticRegression(C=C, max_iter=MAX_ITER, random_state=seed)
-    model.fit(scaler.transform(x), y, sample_weight=weights)
+    with one_blas_thread():  # small products: BLAS threads cost more than they give (manifpt_core.blas)
+        scaler = StandardScaler().fit(x)
+        model = LogisticRegression(C=C, max_iter=MAX_ITER, random_state=seed)
+        model.fit(scaler.transform(x), y, sample_weight=weights)
     return _Classifier(values=model.classes_, scaler=scaler, model=model)
 
 

@@ -15,6 +15,7 @@ import numpy as np
 from sklearn.cluster import KMeans
 from sklearn.metrics import normalized_mutual_info_score, roc_auc_score
 
+from manifpt_core.blas import one_blas_thread
 from manifpt_core.metrics.frechet import covariance_root, features_to_statistics, frechet_distance
 
 
@@ -109,7 +110,8 @@ def nmi_per_factor(features: np.ndarray, models: np.ndarray, factors: dict[str, 
         if k < 2:
             out[name] = float("nan")
             continue
-        clusters = KMeans(n_clusters=k, n_init=10, random_state=seed).fit_predict(features)
+        with one_blas_thread():
+            clusters = KMeans(n_clusters=k, n_init=10, random_state=seed).fit_predict(features)
         out[name] = float(normalized_mutual_info_score(truth, clusters))
     return out
 

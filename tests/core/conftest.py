@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from threadpoolctl import threadpool_info, threadpool_limits
 
 from manifpt_core import steps
 from manifpt_core.store import file_hashes
@@ -52,3 +53,24 @@ def file_reads(monkeypatch) -> list[str]:
 
     monkeypatch.setattr(file_hashes, "file_hash", counting)
     return read
+
+
+@pytest.fixture
+def blas_threads_in(monkeypatch):
+    """``blas_threads_in(cls)``: from then on, every call of ``cls.fit`` records the largest number of threads of
+    numpy's and scipy's BLAS during the call, into the list returned. BLAS starts the test on two threads (on any
+    machine), so a fit run without a limit records 2."""
+    with threadpool_limits(limits=2, user_api="blas"):
+
+        def record(cls) -> list[int]:
+            counts: list[int] = []
+            fit = cls.fit
+
+            def recording_fit(self, *args, **kwargs):
+                counts.append(max(lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"))
+                return fit(self, *args, **kwargs)
+
+            monkeypatch.setattr(cls, "fit", recording_fit)
+            return counts
+
+        yield record

@@ -183,3 +183,14 @@ def test_baseline_settings_validate_and_name_the_key():
     assert features_of("dzanic", images, settings).shape == (3, 3)
     assert features_of("mccloskey", images, settings).shape == (3, 18)
     np.testing.assert_allclose(features_of("raw-blurjpeg", images, settings) * 255, images)
+
+
+def test_classical_classifiers_fit_on_one_blas_thread(blas_threads_in):
+    from sklearn.pipeline import Pipeline
+
+    counts = blas_threads_in(Pipeline)
+    rng = np.random.default_rng(2)
+    y = np.repeat(np.arange(3), 40)
+    for kind in ("linear-svm", "logistic", "knn"):
+        fit_classical(kind, rng.normal(size=(120, 5)) + y[:, None], y, seed=0)
+    assert counts == [1, 1, 1]

@@ -170,3 +170,13 @@ def test_bad_input_is_refused():
         leave_one_model_out(np.full((2, 2), np.nan), np.array(["a", "b"]), {})
     with pytest.raises(InputError, match="factors must map"):
         leave_one_model_out(np.zeros((2, 2)), np.array(["a", "b"]), {"a": "elbo"})
+
+
+def test_every_fit_of_the_parsing_runs_on_one_blas_thread(blas_threads_in):
+    from sklearn.linear_model import LogisticRegression
+
+    counts = blas_threads_in(LogisticRegression)
+    features, models = synthetic(ZOO, {"upsampling": 0, "loss": 3})
+    leave_one_model_out(features, models, ZOO, seed=0)
+    FactorPredictor.fit(features, models, ZOO, seed=0)
+    assert len(counts) == 2 * 9 + 2 and set(counts) == {1}  # 9 held out per factor, then one fit per factor

@@ -83,3 +83,13 @@ def test_open_set_auroc_is_half_on_indistinguishable_data_and_one_on_separated()
 def test_accuracy_aggregation_over_seeds_is_exact():
     assert mean_std([0.5, 0.7, 0.9]) == pytest.approx((0.7, 0.2))
     assert mean_std([0.8]) == (0.8, None)
+
+
+def test_the_nmi_clusters_on_one_blas_thread(blas_threads_in):
+    from sklearn.cluster import KMeans
+
+    counts = blas_threads_in(KMeans)
+    models = np.repeat(["a", "b", "c"], 50)
+    factors = {m: {"loss": "gan" if m == "a" else "vae", "upsampling": m} for m in "abc"}
+    nmi_per_factor(np.random.default_rng(1).normal(size=(150, 8)), models, factors)
+    assert counts == [1, 1]
