@@ -32,6 +32,10 @@ def folder_settings(root, dataset):
         "artifacts": {"kinds": ["nearest"]},
         "attributor": {"epochs": 8, "patience": 8, "batch_size": 16, "widths": [8, 16], "mlp_hidden": [32]},
         "seeds": [0, 1],
+        # The cross-dataset step reads the attributors and the control only: no baselines, robustness or open set.
+        "baselines": {"methods": []},
+        "robustness": {"perturbations": []},
+        "open_set_holdout": "none",
         "chunk_rows": 16,
         "block_rows": 32,
         "device": "cpu",
