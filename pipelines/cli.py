@@ -10,6 +10,7 @@ import argparse
 import logging
 import os
 import shutil
+import signal
 import sys
 import time
 import warnings
@@ -155,6 +156,11 @@ def run_ui(args: argparse.Namespace) -> int:
     cmd = [str(dagster), "dev", "-h", "127.0.0.1", "-p", str(args.port), "-w", str(REPO_ROOT / "workspace.yaml")]
     print(f"manifpt: starting the Dagster UI at http://127.0.0.1:{args.port} (DAGSTER_HOME={home.dagster})")
     os.chdir(REPO_ROOT)
+    # A shell without job control (a script, `nohup`, `cmd &`) starts its commands with SIGINT and SIGQUIT
+    # ignored, and an ignored signal stays ignored across exec. dagster dev stops its webserver, daemon and code
+    # server with SIGINT, so they would then never stop on SIGTERM or Ctrl-C: hand over with the defaults.
+    for signum in (signal.SIGINT, signal.SIGQUIT, signal.SIGTERM):
+        signal.signal(signum, signal.SIG_DFL)
     os.execve(cmd[0], cmd, env)
     return 0  # not reached
 

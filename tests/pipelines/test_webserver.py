@@ -1,5 +1,6 @@
 """`manifpt ui` serves the code location on 127.0.0.1: headless Chromium renders the asset graph with the five
-step groups, a run launched through GraphQL succeeds, and the server stops cleanly by PID.
+step groups, a run launched through GraphQL succeeds, and the server stops cleanly by PID, also when started as a
+script's background command (SIGINT ignored).
 
 The code location's sensors run by default (model discovery, two automation sensors), so background runs may
 start while the test runs; the launched run may queue behind them.
@@ -13,7 +14,6 @@ import subprocess
 import sys
 import time
 import urllib.request
-import warnings
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -80,6 +80,12 @@ def png_size(path: Path) -> tuple[int, int]:
     return struct.unpack(">II", data[16:24])  # IHDR width, height
 
 
+def ignore_interrupts() -> None:
+    """In the child before exec: SIGINT and SIGQUIT ignored, as a shell without job control starts a command."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGQUIT, signal.SIG_IGN)
+
+
 def check_asset_graph(port: int, tmp_path: Path, step_groups: set[str]) -> None:
     url = f"http://127.0.0.1:{port}/{GRAPH_PAGE}"
     profile = tmp_path / "chromium"
@@ -111,8 +117,11 @@ def test_ui_serves_and_launches_a_run(tmp_path, config_writer, step_groups, free
     cmd = [str(manifpt), "ui", "--profile", "tiny", "--config", str(config), "--home", str(tmp_path / "home"),
            "--device", "cpu", "--port", str(port)]
     log = open(tmp_path / "ui.log", "w")
-    # A session of its own, so the whole process group (webserver, daemon, code server) can be stopped.
-    server = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    # A session of its own, so the whole process group (webserver, daemon, code server) can be stopped; started
+    # as a script's background command is (a shell without job control ignores SIGINT and SIGQUIT in it), which
+    # `manifpt ui` must undo for dagster dev to stop its services.
+    server = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                              preexec_fn=ignore_interrupts)
     try:
         wait_for(f"http://127.0.0.1:{port}/server_info", 120)
         check_asset_graph(port, tmp_path, step_groups)
@@ -124,13 +133,14 @@ def test_ui_serves_and_launches_a_run(tmp_path, config_writer, step_groups, free
         assert (tmp_path / "home" / "store" / "bench" / "images" / "real.zarr").is_dir()
     finally:
         os.killpg(server.pid, signal.SIGTERM)
+        hung = False
         try:
-            server.wait(timeout=180)  # the daemon finishes a sensor tick first; slow on a busy 2-core machine
+            # It stops within seconds; the bound only tells a stop from a hang on a busy 2-core machine.
+            server.wait(timeout=180)
         except subprocess.TimeoutExpired:
-            # How long a clean stop takes depends on the runs in flight and the machine's load, which a test
-            # must not assert; the process group is stopped by its PID either way, and the wait is reported.
-            warnings.warn("dagster dev did not stop within 180 s of SIGTERM; stopped with SIGKILL")
+            hung = True
             os.killpg(server.pid, signal.SIGKILL)
             server.wait(timeout=60)
         log.close()
-    assert server.returncode is not None
+    assert not hung, ("dagster dev did not stop within 180 s of SIGTERM (stopped with SIGKILL):\n"
+                      + (tmp_path / "ui.log").read_text()[-2000:])
