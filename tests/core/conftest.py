@@ -55,6 +55,16 @@ def file_reads(monkeypatch) -> list[str]:
     return read
 
 
+def _blas_threads() -> set[int]:
+    return {lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"}
+
+
+@pytest.fixture(scope="session")
+def blas_threads():
+    """``blas_threads()``: the numbers of threads numpy's and scipy's BLAS libraries run on now, as a set."""
+    return _blas_threads
+
+
 @pytest.fixture
 def blas_threads_in(monkeypatch):
     """``blas_threads_in(cls)``: from then on, every call of ``cls.fit`` records the largest number of threads of
@@ -67,7 +77,7 @@ def blas_threads_in(monkeypatch):
             fit = cls.fit
 
             def recording_fit(self, *args, **kwargs):
-                counts.append(max(lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"))
+                counts.append(max(_blas_threads()))
                 return fit(self, *args, **kwargs)
 
             monkeypatch.setattr(cls, "fit", recording_fit)

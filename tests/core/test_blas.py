@@ -1,16 +1,12 @@
 """numpy's and scipy's BLAS on one thread inside ``one_blas_thread``, and as before after it."""
 
 import numpy as np
-from threadpoolctl import threadpool_info, threadpool_limits
+from threadpoolctl import threadpool_limits
 
 from manifpt_core.blas import one_blas_thread
 
 
-def blas_threads() -> set[int]:
-    return {lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"}
-
-
-def test_blas_runs_on_one_thread_inside_and_as_before_after():
+def test_blas_runs_on_one_thread_inside_and_as_before_after(blas_threads):
     with threadpool_limits(limits=2, user_api="blas"):
         assert blas_threads() == {2}
         with one_blas_thread():

@@ -2,7 +2,6 @@
 
 import dataclasses
 import shutil
-import socket
 
 import numpy as np
 import pytest
@@ -19,12 +18,6 @@ from manifpt_core.store.atomic import leftovers_under
 
 SOURCES = ("real", "alpha", "beta")
 ARRAYS = ("nn_id", "nn_dist", "artifact", "knn_ids", "knn_artifact", "knn_dist", "query_row")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _leftovers(folder):
@@ -92,8 +85,8 @@ def test_cluster_derived_artifacts_match_local_derived(cluster, store_copy, quer
     assert outcome.summary.derived and outcome.content_hash == expected.content_hash
 
 
-def test_unreachable_scheduler_names_the_setting():
-    address = f"tcp://127.0.0.1:{_free_port()}"
+def test_unreachable_scheduler_names_the_setting(free_port):
+    address = f"tcp://127.0.0.1:{free_port()}"
     with pytest.raises(InputError, match=r"cluster\.address = 'tcp://127\.0\.0\.1:\d+'.*dask scheduler"):
         connect(ClusterSettings(address=address, timeout_s=1.0))
 
@@ -107,7 +100,7 @@ def test_cluster_settings_are_checked(data, message):
         ClusterSettings(**data)
 
 
-def test_unreachable_scheduler_in_dagster_fails_the_step_and_writes_nothing(store_copy, query_store):
+def test_unreachable_scheduler_in_dagster_fails_the_step_and_writes_nothing(store_copy, query_store, free_port):
     import dagster as dg
 
     from assets.resources import DaskResource, ManifptResource
@@ -119,7 +112,7 @@ def test_unreachable_scheduler_in_dagster_fails_the_step_and_writes_nothing(stor
     home = store.root.parent
     (home / "store").exists() or store.root.rename(home / "store")
     resource = ManifptResource(home=str(home), profile="tiny", config_file=str(query_store.config), device="cpu")
-    dask = DaskResource(address=f"tcp://127.0.0.1:{_free_port()}")
+    dask = DaskResource(address=f"tcp://127.0.0.1:{free_port()}")
     defs = build_definitions(resource, dask)
     key = dg.AssetKey([query_store.settings.dataset, "real_embeddings"])
     result = dg.materialize(defs.assets, selection=[key], partition_key="rgb", resources=defs.resources,
